@@ -1,0 +1,225 @@
+"""Background delivery for plugins whose backend is slow: the engine thread only enqueues.
+
+A :class:`BackgroundDelivery` owns a bounded queue and one worker thread that hands items to the
+plugin's ``deliver(batch)`` function in batches. ``flush(timeout)`` waits for what was queued so
+far, never longer than ``timeout``. At process exit every open helper gets one bounded flush; the
+worker is a daemon thread, so a backend that never returns cannot hang the exit. Nothing is lost
+silently: items are counted as delivered, failed (``deliver`` raised) or dropped (queue full, or
+still queued when the helper was closed), and the counts are in :attr:`stats`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import dataclasses
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Generic, Literal, TypeVar
+
+__all__ = ["BackgroundDelivery", "DeliveryStats"]
+
+T = TypeVar("T")
+log = logging.getLogger("rlm.delivery")
+
+_open_helpers: weakref.WeakSet[BackgroundDelivery[object]] = weakref.WeakSet()
+_EXIT_FLUSH_TIMEOUT = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryStats:
+    """Counters of one helper; ``pending`` were accepted but not yet delivered or given up."""
+
+    submitted: int
+    delivered: int
+    failed: int
+    dropped: int
+    pending: int
+
+
+class BackgroundDelivery(Generic[T]):
+    """A bounded queue drained by a worker thread in batches.
+
+    :param deliver: called on the worker with a non-empty list of items; if it raises, those
+        items count as failed and ``on_failure`` (if given) receives them with the exception,
+        e.g. to write them to a spool file.
+    :param when_full: ``"block"`` waits up to ``block_timeout`` seconds for room, then drops;
+        ``"drop"`` drops at once. Dropped items are counted, and ``on_drop`` receives them.
+    """
+
+    def __init__(
+        self,
+        deliver: Callable[[list[T]], object],
+        *,
+        name: str = "rlm-delivery",
+        max_queue: int = 10_000,
+        batch_size: int = 100,
+        when_full: Literal["block", "drop"] = "block",
+        block_timeout: float = 1.0,
+        exit_timeout: float = _EXIT_FLUSH_TIMEOUT,
+        on_failure: Callable[[list[T], Exception], object] | None = None,
+        on_drop: Callable[[list[T]], object] | None = None,
+    ) -> None:
+        if max_queue < 1 or batch_size < 1:
+            raise ValueError("max_queue and batch_size must be at least 1")
+        self.name = name
+        self._deliver = deliver
+        self._max_queue = max_queue
+        self._batch_size = batch_size
+        self._when_full = when_full
+        self._block_timeout = block_timeout
+        self._exit_timeout = exit_timeout
+        self._on_failure = on_failure
+        self._on_drop = on_drop
+        self._queue: collections.deque[T] = collections.deque()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._submitted = 0
+        self._delivered = 0
+        self._failed = 0
+        self._dropped = 0
+        self._in_flight = 0
+        self._closed = False
+        self._logged_failure = False
+        self._logged_drop = False
+        self._worker = threading.Thread(target=self._run, name=name, daemon=True)
+        self._worker.start()
+        _open_helpers.add(self)  # type: ignore[arg-type]
+
+    @property
+    def stats(self) -> DeliveryStats:
+        """A consistent snapshot of the counters."""
+        with self._lock:
+            return DeliveryStats(
+                submitted=self._submitted,
+                delivered=self._delivered,
+                failed=self._failed,
+                dropped=self._dropped,
+                pending=len(self._queue) + self._in_flight,
+            )
+
+    def submit(self, item: T) -> bool:
+        """Queue ``item``; False (and counted as dropped) if there was no room or it is closed."""
+        with self._changed:
+            full = not self._closed and len(self._queue) >= self._max_queue
+            if full and self._when_full == "block":
+                deadline = time.monotonic() + self._block_timeout
+                while len(self._queue) >= self._max_queue and not self._closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._changed.wait(remaining)
+            if self._closed or len(self._queue) >= self._max_queue:
+                self._submitted += 1
+                self._dropped += 1
+                dropped = True
+            else:
+                self._queue.append(item)
+                self._submitted += 1
+                self._changed.notify_all()
+                dropped = False
+        if dropped:
+            self._report_drop([item])
+        return not dropped
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything submitted before this call is delivered or failed.
+
+        Returns False when ``timeout`` seconds passed first (the items stay queued).
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            target = self._submitted - self._dropped
+            while self._delivered + self._failed < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._worker.is_alive():
+                    return False
+                self._changed.wait(remaining)
+            return True
+
+    def close(self, timeout: float) -> bool:
+        """Flush for at most ``timeout`` seconds, then stop; what is left is counted as dropped.
+
+        Returns True when everything was delivered or failed (nothing dropped at close).
+        """
+        flushed = self.flush(timeout)
+        with self._changed:
+            self._closed = True
+            leftover = list(self._queue)
+            self._queue.clear()
+            self._dropped += len(leftover)
+            self._changed.notify_all()
+        _open_helpers.discard(self)  # type: ignore[arg-type]
+        if leftover:
+            self._report_drop(leftover)
+        return flushed and not leftover
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._queue and not self._closed:
+                    self._changed.wait()
+                if self._closed and not self._queue:
+                    return
+                batch = [
+                    self._queue.popleft() for _ in range(min(self._batch_size, len(self._queue)))
+                ]
+                self._in_flight = len(batch)
+                self._changed.notify_all()
+            self._deliver_batch(batch)
+
+    def _deliver_batch(self, batch: list[T]) -> None:
+        error: Exception | None = None
+        try:
+            self._deliver(batch)
+        except Exception as exc:
+            error = exc
+        with self._changed:
+            self._in_flight = 0
+            if error is None:
+                self._delivered += len(batch)
+            else:
+                self._failed += len(batch)
+            self._changed.notify_all()
+        if error is not None:
+            self._report_failure(batch, error)
+
+    def _report_failure(self, batch: Sequence[T], error: Exception) -> None:
+        if not self._logged_failure:
+            self._logged_failure = True
+            log.warning(
+                "%s: delivery of %d item(s) failed (further failures are only counted): %s: %s",
+                self.name,
+                len(batch),
+                type(error).__name__,
+                error,
+            )
+        if self._on_failure is not None:
+            try:
+                self._on_failure(list(batch), error)
+            except Exception:
+                log.exception("%s: on_failure handler raised", self.name)
+
+    def _report_drop(self, items: list[T]) -> None:
+        if not self._logged_drop:
+            self._logged_drop = True
+            log.warning(
+                "%s: dropped %d item(s): queue full or closed (further drops are only counted)",
+                self.name,
+                len(items),
+            )
+        if self._on_drop is not None:
+            try:
+                self._on_drop(items)
+            except Exception:
+                log.exception("%s: on_drop handler raised", self.name)
+
+
+@atexit.register
+def _flush_open_helpers() -> None:
+    """Give each open helper one bounded flush at interpreter exit."""
+    for helper in list(_open_helpers):
+        helper.close(helper._exit_timeout)

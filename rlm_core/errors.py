@@ -1,0 +1,20 @@
+"""Exceptions rlm-core raises for problems the user can fix.
+
+The CLI turns each into a one-line message and exit code 2; nothing here is a bug report.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "PluginSelectionError", "RLMError"]
+
+
+class RLMError(Exception):
+    """Base class of every error rlm-core reports to the user."""
+
+
+class ConfigError(RLMError):
+    """A configuration value is wrong; the message names the file or variable and the key."""
+
+
+class PluginSelectionError(ConfigError):
+    """The tracker selection names a plugin that is not installed or cannot be used."""

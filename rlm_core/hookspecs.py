@@ -1,0 +1,119 @@
+"""The hooks every rlm-core run emits, project name ``rlm``.
+
+Every hook is a notification: return values are ignored. Each receives the run it belongs to
+(:class:`~rlm_core.events.RunInfo`) plus one payload. An implementation may accept any subset of
+the arguments, so adding an argument to a hook later never breaks a plugin.
+
+Implementations are called on the engine thread: do no I/O there. A tracker with a slow backend
+hands events to :class:`rlm_core.delivery.BackgroundDelivery` and returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pluggy
+
+from rlm_core.events import (
+    Iteration,
+    Judgment,
+    LLMCall,
+    MemoryExtraction,
+    MemoryRetrieval,
+    RunInfo,
+    RunResult,
+    ToolCall,
+)
+
+PROJECT_NAME = "rlm"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def run_start(run: RunInfo) -> None:
+    """A run is about to start: called once, before the first LM call.
+
+    :param run: the question, the ontology (name, path, triples), the models, the limits, the
+        user's tags and, for nested runs, ``parent_run_id``.
+    """
+
+
+@hookspec
+def memory_retrieved(run: RunInfo, retrieval: MemoryRetrieval) -> None:
+    """Memories were fetched for the question, before the first LM call.
+
+    :param run: the run.
+    :param retrieval: the query, ``k``, the items (memory_id, title, rank, score) and how long
+        retrieval took. ``items`` is empty when nothing matched.
+    """
+
+
+@hookspec
+def iteration(run: RunInfo, step: Iteration) -> None:
+    """One REPL step of the RLM loop has finished.
+
+    :param run: the run.
+    :param step: the step's index (from 0), the model's reasoning, the code it wrote, the output
+        or the error, the step's duration and the sub-LM calls used so far.
+    """
+
+
+@hookspec
+def llm_call(run: RunInfo, call: LLMCall) -> None:
+    """An LM call has returned (or failed), by the root model or a sub-LM.
+
+    :param run: the run.
+    :param call: the model, the role ("root", "sub", "judge", "extract"), token counts when the
+        provider reports them, latency, cost when known, and the error if the call failed.
+    """
+
+
+@hookspec
+def tool_call(run: RunInfo, call: ToolCall) -> None:
+    """An ontology tool called from LM-written code has returned (or failed).
+
+    :param run: the run.
+    :param call: the tool name, its arguments, the size and a preview of its result, duration and
+        the error if it failed.
+    """
+
+
+@hookspec
+def judgment(run: RunInfo, verdict: Judgment) -> None:
+    """The run's trajectory has been judged.
+
+    :param run: the run.
+    :param verdict: success (None when the judge's answer was unusable), the reason and the
+        judge's confidence.
+    """
+
+
+@hookspec
+def memory_extracted(run: RunInfo, extraction: MemoryExtraction) -> None:
+    """New memories were extracted from the run and stored.
+
+    :param run: the run.
+    :param extraction: the items (memory_id, title, and whether it was a duplicate).
+    """
+
+
+@hookspec
+def metrics(run: RunInfo, values: Mapping[str, float], step: int | None) -> None:
+    """A plugin published derived numbers for the run.
+
+    :param run: the run.
+    :param values: metric name to value.
+    :param step: the iteration the numbers belong to, or None for run-level numbers.
+    """
+
+
+@hookspec
+def run_end(run: RunInfo, result: RunResult) -> None:
+    """The run is over. Always called, also when the run failed (like ``finally``).
+
+    :param run: the run.
+    :param result: the answer, SPARQL and evidence, whether the run converged, iteration, LM-call
+        and token counts, duration, and the error when the run failed.
+    """

@@ -1,0 +1,384 @@
+"""The plugin manager: entry-point discovery, tracker selection, fault isolation, status.
+
+Nothing is loaded at import time; :func:`get_plugin_manager` does the work when a run (or
+``rlm plugins``) asks for it. Built-in trackers come through the same ``rlm`` entry point group as
+third-party ones, so each can be swapped or disabled alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import difflib
+import importlib.metadata
+import inspect
+import logging
+import sys
+import types
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Literal
+
+import pluggy
+
+from rlm_core import hookspecs
+from rlm_core.config import Selection, Settings
+from rlm_core.dispatch import HookRelay, PluginHealth, guard, trace_log
+from rlm_core.errors import PluginSelectionError
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "HOOK_NAMES",
+    "PluginManager",
+    "PluginState",
+    "PluginStatus",
+    "ambient_plugins",
+    "get_plugin_manager",
+]
+
+ENTRY_POINT_GROUP = "rlm"
+HOOK_NAMES: tuple[str, ...] = tuple(
+    name
+    for name, function in vars(hookspecs).items()
+    if inspect.isfunction(function) and hasattr(function, f"{hookspecs.PROJECT_NAME}_spec")
+)
+# Extras of this distribution that bring a built-in tracker's backend.
+_EXTRAS = {"mlflow": "mlflow"}
+_DISTRIBUTION = "rlm-core"
+
+PluginState = Literal["enabled", "disabled", "unavailable", "blocked"]
+
+_ambient: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
+    "rlm_ambient_plugins", default=()
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginStatus:
+    """What ``rlm plugins`` shows for one plugin."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    state: PluginState
+    reason: str | None
+    hooks: tuple[str, ...]
+    errors: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form, for ``rlm plugins --json``."""
+        data = dataclasses.asdict(self)
+        data["hooks"] = list(self.hooks)
+        return data
+
+
+@dataclasses.dataclass
+class _Candidate:
+    """An entry point (or an object handed over directly) on its way to registration."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    loaded: object = None
+    state: PluginState = "enabled"
+    reason: str | None = None
+    explicit: bool = False
+
+
+@contextlib.contextmanager
+def ambient_plugins(*plugins: object) -> Iterator[None]:
+    """Register ``plugins`` with every plugin manager created inside this context.
+
+    Context-local (threads and asyncio tasks each see their own), and undone on exit.
+    """
+    token = _ambient.set(_ambient.get() + plugins)
+    try:
+        yield
+    finally:
+        _ambient.reset(token)
+
+
+class PluginManager:
+    """Registered plugins of one run (or of ``rlm plugins``), and the hooks to emit to them.
+
+    ``hook.NAME(run=..., ...)`` emits; ``hook.wants(NAME)`` tells whether anyone listens.
+    Each implementation runs behind :func:`rlm_core.dispatch.guard`, so an exception in one plugin
+    is logged and counted and never reaches the caller or the other plugins (unless ``strict``).
+    """
+
+    def __init__(self, *, strict: bool = False, max_plugin_errors: int = 5, trace: bool = False):
+        self.pluggy = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pluggy.add_hookspecs(hookspecs)
+        self.hook = HookRelay(HOOK_NAMES)
+        self.strict = strict
+        self.max_plugin_errors = max_plugin_errors
+        self.trace = trace
+        self._plugins: dict[str, object] = {}
+        self._health: dict[str, PluginHealth] = {}
+        self._statuses: dict[str, PluginStatus] = {}
+        if trace:
+            _ensure_trace_output()
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register ``plugin`` (an instance or a module) with every hook implementation guarded.
+
+        Raises :class:`pluggy.PluginValidationError` for an implementation of an unknown hook or
+        with arguments its hook does not have.
+        """
+        name = name or _default_name(plugin)
+        if name in self._plugins:
+            raise ValueError(f"a plugin named {name!r} is already registered")
+        hooks = implemented_hooks(self.pluggy, plugin)
+        unknown = sorted(set(hooks) - set(HOOK_NAMES))
+        if unknown:
+            raise pluggy.PluginValidationError(
+                plugin,
+                f"plugin {name!r} implements unknown hook(s) {', '.join(unknown)} "
+                f"(hooks: {', '.join(HOOK_NAMES)})",
+            )
+        health = PluginHealth(name, self.max_plugin_errors)
+        proxy = types.SimpleNamespace()
+        for hook in hooks:
+            function = getattr(plugin, hook)
+            options = self.pluggy.parse_hookimpl_opts(plugin, hook)
+            if options and (options.get("wrapper") or options.get("hookwrapper")):
+                guarded: Callable[..., object] = function  # wrappers must stay generators
+            else:
+                guarded = guard(function, hook, health, strict=self.strict, trace=self.trace)
+            setattr(proxy, hook, guarded)
+        self.pluggy.register(proxy, name)
+        self._plugins[name] = plugin
+        self._health[name] = health
+        self._rebind()
+        return name
+
+    def unregister(self, name: str) -> object:
+        """Remove the plugin registered as ``name`` and return it."""
+        self.pluggy.unregister(name=name)
+        self._health.pop(name)
+        plugin = self._plugins.pop(name)
+        self._rebind()
+        return plugin
+
+    def get_plugin(self, name: str) -> object | None:
+        """The plugin object registered as ``name`` (not its guarded proxy)."""
+        return self._plugins.get(name)
+
+    def list_name_plugin(self) -> list[tuple[str, object]]:
+        """Registered plugins in registration order."""
+        return list(self._plugins.items())
+
+    def health(self, name: str) -> PluginHealth:
+        """Failure counts and block state of a registered plugin."""
+        return self._health[name]
+
+    def statuses(self) -> list[PluginStatus]:
+        """Every known plugin: registered ones with live error counts, then the others."""
+        result = []
+        for name, plugin in self._plugins.items():
+            health = self._health[name]
+            known = self._statuses.get(name)
+            blocked = health.blocked_reason is not None
+            result.append(
+                PluginStatus(
+                    name=name,
+                    distribution=known.distribution if known else None,
+                    version=known.version if known else None,
+                    state="blocked" if blocked else "enabled",
+                    reason=health.blocked_reason,
+                    hooks=implemented_hooks(self.pluggy, plugin),
+                    errors=health.errors,
+                )
+            )
+        result.extend(s for name, s in self._statuses.items() if name not in self._plugins)
+        return result
+
+    def _rebind(self) -> None:
+        callers = {
+            name: caller
+            for name in HOOK_NAMES
+            if (caller := getattr(self.pluggy.hook, name)).get_hookimpls()
+        }
+        self.hook.rebind(callers)
+
+
+def implemented_hooks(pm: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
+    """Names of the ``rlm`` hooks that ``plugin`` (an instance, class or module) implements."""
+    return tuple(
+        attribute
+        for attribute in dir(plugin)
+        if not attribute.startswith("__") and pm.parse_hookimpl_opts(plugin, attribute) is not None
+    )
+
+
+def get_plugin_manager(
+    settings: Settings | None = None,
+    *,
+    plugins: Iterable[object] = (),
+    entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
+) -> PluginManager:
+    """Discover, select, construct and register plugins according to ``settings``.
+
+    ``plugins`` are extra plugin objects, always enabled. ``entry_points`` replaces discovery
+    (tests use it to provide fake distributions). A plugin that fails to import or to construct
+    is reported as unavailable and never stops the others; it is an error only when the
+    selection asked for it by name, or when a selection names a plugin that does not exist.
+    """
+    settings = settings or Settings()
+    manager = PluginManager(
+        strict=settings.strict,
+        max_plugin_errors=settings.max_plugin_errors,
+        trace=settings.trace_plugins,
+    )
+    if entry_points is None:
+        entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    candidates = _load(entry_points)
+    _check_names(candidates, settings.selections)
+    for candidate in candidates.values():
+        _select(candidate, settings.selections)
+        if candidate.state == "enabled":
+            _construct_and_register(manager, candidate, settings)
+        if candidate.state == "unavailable" and candidate.explicit:
+            raise PluginSelectionError(
+                f"tracker {candidate.name!r} was asked for but is unavailable: {candidate.reason}"
+            )
+        manager._statuses[candidate.name] = PluginStatus(
+            name=candidate.name,
+            distribution=candidate.distribution,
+            version=candidate.version,
+            state=candidate.state,
+            reason=candidate.reason,
+            hooks=implemented_hooks(manager.pluggy, candidate.loaded)
+            if candidate.loaded is not None
+            else (),
+        )
+    for plugin in (*_ambient.get(), *plugins):
+        manager.register(plugin, _unique_name(manager, _default_name(plugin)))
+    return manager
+
+
+def _load(entry_points: Iterable[importlib.metadata.EntryPoint]) -> dict[str, _Candidate]:
+    candidates: dict[str, _Candidate] = {}
+    for entry_point in entry_points:
+        dist = entry_point.dist
+        candidate = _Candidate(
+            name=entry_point.name,
+            distribution=dist.name if dist else None,
+            version=dist.version if dist else None,
+        )
+        if entry_point.name in candidates:
+            first = candidates[entry_point.name]
+            logging.getLogger("rlm.plugins").warning(
+                "entry point %r of %s ignored: %s already provides a plugin of that name",
+                entry_point.name,
+                candidate.distribution or "an unknown distribution",
+                first.distribution or "an unknown distribution",
+            )
+            continue
+        try:
+            candidate.loaded = entry_point.load()
+        except Exception as exc:
+            candidate.state = "unavailable"
+            candidate.reason = (
+                f"import failed: {type(exc).__name__}: {exc}{_install_hint(candidate, exc)}"
+            )
+        candidates[entry_point.name] = candidate
+    return candidates
+
+
+def _install_hint(candidate: _Candidate, exc: Exception) -> str:
+    if not isinstance(exc, ImportError):
+        return ""
+    if candidate.distribution == _DISTRIBUTION and candidate.name in _EXTRAS:
+        return f" (install it with: pip install '{_DISTRIBUTION}[{_EXTRAS[candidate.name]}]')"
+    missing = getattr(exc, "name", None)
+    if missing:
+        return f" (install it with: pip install {missing})"
+    return ""
+
+
+def _check_names(candidates: dict[str, _Candidate], selections: Iterable[Selection]) -> None:
+    installed = sorted(candidates)
+    for selection in selections:
+        for flag, names in (
+            (selection.allow_flag, selection.allow or ()),
+            (selection.deny_flag, selection.deny),
+        ):
+            for name in names:
+                if name in candidates:
+                    continue
+                close = difflib.get_close_matches(name, installed, n=1)
+                suggestion = f"; did you mean {close[0]!r}?" if close else ""
+                listing = ", ".join(installed) if installed else "none"
+                raise PluginSelectionError(
+                    f"unknown tracker {name!r} in {flag} ({selection.source}); "
+                    f"installed trackers: {listing}{suggestion}"
+                )
+
+
+def _select(candidate: _Candidate, selections: Iterable[Selection]) -> None:
+    """Apply the highest layer that decides about this plugin."""
+    for selection in selections:
+        if candidate.name in selection.deny:
+            candidate.state = "disabled"
+            candidate.reason = f"disabled by {selection.deny_flag} ({selection.source})"
+            return
+        if selection.allow is not None:
+            if candidate.name in selection.allow:
+                candidate.explicit = True
+                return
+            candidate.state = "disabled"
+            candidate.reason = f"not in {selection.allow_flag} ({selection.source})"
+            return
+
+
+def _construct_and_register(
+    manager: PluginManager, candidate: _Candidate, settings: Settings
+) -> None:
+    if candidate.state != "enabled":
+        return
+    config = settings.plugin_config(candidate.name)
+    loaded = candidate.loaded
+    try:
+        if inspect.isclass(loaded):
+            plugin = loaded(**config)
+        elif config:
+            raise TypeError(
+                f"it is a module and takes no settings, but [plugins.{candidate.name}] has "
+                f"{', '.join(sorted(config))}"
+            )
+        else:
+            plugin = loaded
+        manager.register(plugin, candidate.name)
+    except Exception as exc:
+        candidate.state = "unavailable"
+        candidate.reason = f"failed to start: {type(exc).__name__}: {exc}"
+        logging.getLogger("rlm.plugins").warning(
+            "plugin %r is unavailable: %s", candidate.name, candidate.reason
+        )
+
+
+def _default_name(plugin: object) -> str:
+    name = getattr(plugin, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    if isinstance(plugin, types.ModuleType):
+        return plugin.__name__
+    return type(plugin).__name__
+
+
+def _unique_name(manager: PluginManager, name: str) -> str:
+    candidate, counter = name, 1
+    while manager.get_plugin(candidate) is not None:
+        counter += 1
+        candidate = f"{name}-{counter}"
+    return candidate
+
+
+def _ensure_trace_output() -> None:
+    """Make ``RLM_TRACE_PLUGINS=1`` visible even when the application configured no logging."""
+    if not trace_log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("rlm trace: %(message)s"))
+        trace_log.addHandler(handler)
+    trace_log.setLevel(logging.INFO)

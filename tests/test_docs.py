@@ -1,0 +1,73 @@
+"""The hook reference in docs/hooks.md says what hookspecs.py and events.py say."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from rlm_core import events, hookspecs
+from rlm_core.plugins import HOOK_NAMES
+
+HOOKS_DOC = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
+PAYLOADS = [
+    events.RunInfo,
+    events.MemoryRetrieval,
+    events.Iteration,
+    events.LLMCall,
+    events.ToolCall,
+    events.Judgment,
+    events.MemoryExtraction,
+    events.RunResult,
+]
+
+
+def documented_hooks(text: str) -> dict[str, list[str]]:
+    """``### `name(a, b)``` headings -> argument names."""
+    found = re.findall(r"^### `(\w+)\(([^)]*)\)`", text, flags=re.MULTILINE)
+    return {name: [arg.strip() for arg in args.split(",") if arg.strip()] for name, args in found}
+
+
+def documented_fields(text: str) -> dict[str, list[str]]:
+    """``### Name`` sections -> the first column of their table."""
+    sections = re.split(r"^### ", text, flags=re.MULTILINE)[1:]
+    result = {}
+    for section in sections:
+        title, _, body = section.partition("\n")
+        result[title.strip()] = re.findall(r"^\| `(\w+)` \|", body, flags=re.MULTILINE)
+    return result
+
+
+def spec_hooks() -> dict[str, list[str]]:
+    return {
+        name: list(inspect.signature(getattr(hookspecs, name)).parameters) for name in HOOK_NAMES
+    }
+
+
+def test_every_hook_is_documented_with_its_real_argument_names() -> None:
+    assert documented_hooks(HOOKS_DOC.read_text(encoding="utf-8")) == spec_hooks()
+
+
+@pytest.mark.parametrize("payload", PAYLOADS, ids=lambda cls: cls.__name__)
+def test_every_payload_field_is_documented_in_order(payload: type[events.Event]) -> None:
+    fields = documented_fields(HOOKS_DOC.read_text(encoding="utf-8"))
+    assert fields.get(payload.__name__) == [f.name for f in dataclasses.fields(payload)]
+
+
+def test_every_hook_has_a_docstring_naming_each_argument() -> None:
+    for name, args in spec_hooks().items():
+        doc = inspect.getdoc(getattr(hookspecs, name)) or ""
+        assert doc, f"hook {name} has no docstring"
+        for arg in args:
+            assert f":param {arg}:" in doc, f"hook {name} does not document {arg}"
+
+
+def test_a_renamed_argument_is_caught(tmp_path: Path) -> None:
+    """The check fails on a copy of the reference where one argument was renamed."""
+    text = HOOKS_DOC.read_text(encoding="utf-8").replace(
+        "iteration(run, step)", "iteration(run, it)"
+    )
+    assert documented_hooks(text) != spec_hooks()
