@@ -133,7 +133,9 @@ class BackgroundDelivery(Generic[T]):
         deadline = time.monotonic() + timeout
         with self._changed:
             target = self._submitted - self._dropped
-            while self._delivered + self._failed < target:
+            dropped_before = self._dropped
+            # Items that close() gives up on while we wait will never be delivered.
+            while self._delivered + self._failed < target - (self._dropped - dropped_before):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._worker.is_alive():
                     return False
@@ -220,6 +222,10 @@ class BackgroundDelivery(Generic[T]):
 
 @atexit.register
 def _flush_open_helpers() -> None:
-    """Give each open helper one bounded flush at interpreter exit."""
-    for helper in list(_open_helpers):
-        helper.close(helper._exit_timeout)
+    """Give the open helpers one shared, bounded flush at interpreter exit."""
+    helpers = list(_open_helpers)
+    if not helpers:
+        return
+    deadline = time.monotonic() + max(helper._exit_timeout for helper in helpers)
+    for helper in helpers:
+        helper.close(max(0.0, deadline - time.monotonic()))

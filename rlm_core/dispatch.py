@@ -82,19 +82,20 @@ def guard(
     """Wrap one hook implementation so that its exceptions stay its own.
 
     The wrapper keeps the implementation's signature (pluggy reads the argument names through
-    ``__wrapped__``) and its hookimpl options (copied with ``__dict__``).
+    ``__wrapped__``, and passes arguments that have defaults by keyword) and its hookimpl options
+    (copied with ``__dict__``).
     """
 
     if trace:
 
         @functools.wraps(function)
-        def traced(*args: Any) -> None:
+        def traced(*args: Any, **kwargs: Any) -> None:
             if health.blocked_reason is not None:
                 return
             started = time.perf_counter()
             outcome = "ok"
             try:
-                function(*args)
+                function(*args, **kwargs)
             except Exception as exc:
                 outcome = f"raised {type(exc).__name__}"
                 if strict:
@@ -109,11 +110,11 @@ def guard(
         return traced
 
     @functools.wraps(function)
-    def guarded(*args: Any) -> None:
+    def guarded(*args: Any, **kwargs: Any) -> None:
         if health.blocked_reason is not None:
             return
         try:
-            function(*args)
+            function(*args, **kwargs)
         except Exception as exc:
             if strict:
                 raise

@@ -439,3 +439,25 @@ def test_status_to_dict_is_json_ready(tmp_path: Path) -> None:
         "hooks": ["iteration", "run_end", "run_start"],
         "errors": 0,
     }
+
+
+def test_implementations_with_default_arguments_are_called_and_isolated() -> None:
+    """pluggy passes arguments that have defaults by keyword; the guard must accept them."""
+    seen: list[int | None] = []
+
+    class WithDefault:
+        @hookimpl
+        def metrics(self, run: object, values: object, step: int | None = None) -> None:
+            seen.append(step)
+
+    class RaisesWithDefault:
+        @hookimpl
+        def metrics(self, values: object, step: int | None = None) -> None:
+            raise ValueError("bad metrics")
+
+    manager = PluginManager()
+    manager.register(WithDefault(), "default")
+    manager.register(RaisesWithDefault(), "raises")
+    manager.hook.metrics(run=run_info(), values={"x": 1.0}, step=3)
+    assert seen == [3]
+    assert manager.health("raises").errors_by_hook == {"metrics": 1}
