@@ -7,6 +7,7 @@ anything not listed here or in a submodule's own ``__all__``, may change without
 from __future__ import annotations
 
 from rlm_core.config import CliOptions, Settings, load_settings
+from rlm_core.engine import run
 from rlm_core.errors import ConfigError, PluginSelectionError, RLMError
 from rlm_core.events import (
     SCHEMA_VERSION,
@@ -48,4 +49,5 @@ __all__ = [
     "get_plugin_manager",
     "hookimpl",
     "load_settings",
+    "run",
 ]

@@ -70,6 +70,7 @@ class Settings:
     max_llm_calls: int = 50
     step_timeout: float = 30.0
     max_output_chars: int = 10_000
+    interpreter: str = "local"
     strict: bool = False
     max_plugin_errors: int = 5
     trace_plugins: bool = False
@@ -112,6 +113,7 @@ _RLM_KEYS: dict[str, _Kind] = {
     "max_llm_calls": "int",
     "step_timeout": "float",
     "max_output_chars": "int",
+    "interpreter": "str",
     "strict": "bool",
     "max_plugin_errors": "int",
     "trace_plugins": "bool",
@@ -132,6 +134,7 @@ _ENV_KEYS = {
     "RLM_MAX_ITERATIONS": "max_iterations",
     "RLM_MAX_LLM_CALLS": "max_llm_calls",
     "RLM_STEP_TIMEOUT": "step_timeout",
+    "RLM_INTERPRETER": "interpreter",
     "RLM_STRICT": "strict",
     "RLM_MAX_PLUGIN_ERRORS": "max_plugin_errors",
     "RLM_TRACE_PLUGINS": "trace_plugins",

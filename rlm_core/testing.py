@@ -1,18 +1,25 @@
 """Helpers for testing rlm-core plugins and code that runs rlm-core.
 
 ``capture_events()`` records every hook call of the plugin managers created while it is open, the
-way ``structlog.testing.capture_logs()`` records log entries. The pytest fixtures built on these
-helpers come with the ``pytest11`` entry point (see :mod:`rlm_core.pytest_plugin`).
+way ``structlog.testing.capture_logs()`` records log entries. ``write_cassette()`` and the
+response builders script an LM for a real run (see :mod:`rlm_core.engine.cassette`). The pytest
+fixtures built on these helpers come with the ``pytest11`` entry point
+(see :mod:`rlm_core.pytest_plugin`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
+import orjson
+
+from rlm_core.engine.cassette import CASSETTE_VERSION, Response
 from rlm_core.events import (
     Event,
     Iteration,
@@ -27,7 +34,15 @@ from rlm_core.events import (
 from rlm_core.hookspecs import hookimpl
 from rlm_core.plugins import ambient_plugins
 
-__all__ = ["HookCall", "RecordingPlugin", "capture_events"]
+__all__ = [
+    "HookCall",
+    "RecordingPlugin",
+    "capture_events",
+    "scripted_extract",
+    "scripted_step",
+    "scripted_sub",
+    "write_cassette",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,3 +140,35 @@ def capture_events() -> Iterator[RecordingPlugin]:
     recorder = RecordingPlugin()
     with ambient_plugins(recorder):
         yield recorder
+
+
+def scripted_step(reasoning: str, code: str, *, prompt_tokens: int = 900) -> Response:
+    """A root-LM response in DSPy's chat format: the model's reasoning and the code to run."""
+    text = (
+        f"[[ ## reasoning ## ]]\n{reasoning}\n\n[[ ## code ## ]]\n```python\n{code.strip()}\n```"
+        "\n\n[[ ## completed ## ]]"
+    )
+    return Response("root", text, prompt_tokens, max(1, len(text) // 4))
+
+
+def scripted_sub(text: str, *, prompt_tokens: int = 200) -> Response:
+    """A sub-LM response, the answer to one ``llm_query`` from REPL code."""
+    return Response("sub", text, prompt_tokens, max(1, len(text) // 4))
+
+
+def scripted_extract(answer: str, sparql: str, evidence: list[str]) -> Response:
+    """The root LM's answer to DSPy's extract step, which runs when the iterations ran out."""
+    text = (
+        f"[[ ## answer ## ]]\n{answer}\n\n[[ ## sparql ## ]]\n{sparql}\n\n"
+        f"[[ ## evidence ## ]]\n{json.dumps(evidence)}\n\n[[ ## completed ## ]]"
+    )
+    return Response("root", text, 1200, max(1, len(text) // 4))
+
+
+def write_cassette(path: str | Path, responses: Iterable[Response]) -> Path:
+    """Write a cassette file that ``--lm scripted:PATH`` replays."""
+    path = Path(path)
+    lines = [orjson.dumps({"cassette": CASSETTE_VERSION, "recorded_with": "rlm_core.testing"})]
+    lines.extend(orjson.dumps(response.to_dict()) for response in responses)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path

@@ -1,0 +1,143 @@
+"""Cost of observing a run: a scripted 20-iteration run with and without plugins, side by side.
+
+Variants, interleaved in one process so machine noise hits them alike:
+
+- ``none``: no plugin at all (every hook is a no-op);
+- ``noop``: one plugin implementing every hook, doing nothing;
+- ``builtin``: every installed built-in tracker that is available (jsonl, mlflow,
+  memory_metrics), writing into a temporary directory; only when ``--builtin`` is given.
+
+Target (issue 3): noop / none <= 1.02. Run: ``python benchmarks/engine.py [--repeat N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from rlm_core import Settings, hookimpl, run
+from rlm_core.testing import scripted_step, write_cassette
+
+ONTOLOGY = Path(__file__).resolve().parents[2] / "shared" / "ontologies" / "prov.ttl"
+ITERATIONS = 20
+
+
+class NoopPlugin:
+    """Implements every hook and does nothing: the cost of dispatch alone."""
+
+    name = "noop"
+
+    @hookimpl
+    def run_start(self, run: object) -> None: ...
+
+    @hookimpl
+    def memory_retrieved(self, run: object, retrieval: object) -> None: ...
+
+    @hookimpl
+    def iteration(self, run: object, step: object) -> None: ...
+
+    @hookimpl
+    def llm_call(self, run: object, call: object) -> None: ...
+
+    @hookimpl
+    def tool_call(self, run: object, call: object) -> None: ...
+
+    @hookimpl
+    def judgment(self, run: object, verdict: object) -> None: ...
+
+    @hookimpl
+    def memory_extracted(self, run: object, extraction: object) -> None: ...
+
+    @hookimpl
+    def metrics(self, run: object, values: Mapping[str, float], step: int | None) -> None: ...
+
+    @hookimpl
+    def run_end(self, run: object, result: object) -> None: ...
+
+
+def make_cassette(path: Path) -> Path:
+    """19 exploring steps that call the ontology tools, then SUBMIT: 20 iterations."""
+    steps = []
+    for i in range(ITERATIONS - 1):
+        code = (
+            f"print(search_entity('Activity', limit=3))\n"
+            f"print(sparql_select('SELECT ?c WHERE {{ ?c a owl:Class }}', limit=5))\n"
+            f"step_{i} = {i}"
+        )
+        steps.append(scripted_step(f"Step {i}: look around.", code))
+    steps.append(scripted_step("Submit.", "SUBMIT(answer='done', sparql='', evidence=[])"))
+    return write_cassette(path, steps)
+
+
+def one_run(cassette: Path, variant: str, workdir: Path) -> float:
+    settings = Settings(max_iterations=ITERATIONS + 1)
+    started = time.perf_counter()
+    if variant == "builtin":
+        result = run("q", ONTOLOGY, model=f"scripted:{cassette}", config=settings)
+    else:
+        plugins = [NoopPlugin()] if variant == "noop" else []
+        result = run(
+            "q",
+            ONTOLOGY,
+            model=f"scripted:{cassette}",
+            trackers=[],
+            plugins=plugins,
+            config=settings,
+        )
+    elapsed = time.perf_counter() - started
+    if result.iterations != ITERATIONS or not result.converged:
+        raise SystemExit(f"benchmark run went wrong: {result}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--builtin", action="store_true", help="also time the built-in trackers")
+    parser.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
+    args = parser.parse_args()
+    variants = ["none", "noop"] + (["builtin"] if args.builtin else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        os.chdir(workdir)
+        cassette = make_cassette(workdir / "bench.jsonl")
+        one_run(cassette, "none", workdir)  # warm up imports and the interpreter
+        times: dict[str, list[float]] = {variant: [] for variant in variants}
+        for repetition in range(args.repeat):
+            order = variants[repetition % len(variants) :] + variants[: repetition % len(variants)]
+            for variant in order:
+                times[variant].append(one_run(cassette, variant, workdir))
+    print(f"scripted {ITERATIONS}-iteration run over prov.ttl, {args.repeat} repetitions, seconds")
+    print(f"{'variant':<10} {'min':>8} {'median':>8} {'max':>8} {'ratio (median)':>15}")
+    base = statistics.median(times["none"])
+    summary = {}
+    for variant, values in times.items():
+        median = statistics.median(values)
+        summary[variant] = {
+            "min": min(values),
+            "median": median,
+            "max": max(values),
+            "ratio": median / base,
+        }
+        print(
+            f"{variant:<10} {min(values):8.3f} {median:8.3f} {max(values):8.3f} "
+            f"{median / base:15.3f}"
+        )
+    verdict = "PASS" if summary["noop"]["ratio"] <= 1.02 else "FAIL"
+    print(f"{verdict}  no-op plugin on every hook: {summary['noop']['ratio']:.3f}x <= 1.02x")
+    if "builtin" in summary:
+        verdict = "PASS" if summary["builtin"]["ratio"] <= 1.10 else "FAIL"
+        print(f"{verdict}  built-in trackers: {summary['builtin']['ratio']:.3f}x <= 1.10x")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

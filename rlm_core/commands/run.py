@@ -1,0 +1,137 @@
+"""``rlm run`` and ``rlm demo``: one run, with live progress, then the answer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rlm_core.commands.options import (
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    add_settings_options,
+    settings_from,
+)
+from rlm_core.errors import ConfigError
+from rlm_core.events import RunResult
+
+
+def register(commands: Any) -> None:
+    run_parser: argparse.ArgumentParser = commands.add_parser(
+        "run",
+        help="answer a question over an ontology",
+        description="Answer QUESTION over the ontology file with a Recursive Language Model, "
+        "emitting every step to the enabled trackers. Exit code 0 when the run converged, 1 "
+        "when it failed or did not converge, 2 for usage and configuration errors.",
+    )
+    run_parser.add_argument("question", help="the question to answer")
+    run_parser.add_argument(
+        "--ontology", required=True, metavar="PATH", help="ontology file (any rdflib format)"
+    )
+    run_parser.add_argument(
+        "--lm", metavar="SPEC", help="LiteLLM model string, or scripted:PATH to replay a cassette"
+    )
+    run_parser.add_argument("--sub-lm", metavar="SPEC", help="the LM behind llm_query")
+    run_parser.add_argument("--max-iterations", type=int, metavar="N")
+    run_parser.add_argument("--max-llm-calls", type=int, metavar="N")
+    run_parser.add_argument("--record", metavar="PATH", help="write the LM responses to a cassette")
+    _add_output_options(run_parser)
+    run_parser.set_defaults(handler=_run)
+
+    demo_parser: argparse.ArgumentParser = commands.add_parser(
+        "demo",
+        help="run a recorded question over the bundled ontology, offline",
+        description="Replay a recorded run over the bundled coffee-brewing ontology: no network "
+        "and no API key needed, with the same trackers as a real run.",
+    )
+    _add_output_options(demo_parser)
+    demo_parser.set_defaults(handler=_demo)
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tag", action="append", default=[], metavar="KEY=VALUE", help="tag the run (repeatable)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_settings_options(parser)
+
+
+def _run(args: argparse.Namespace) -> int:
+    return _execute(args, args.question, Path(args.ontology), record=args.record)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from rlm_core.demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
+
+    args.lm = args.sub_lm = f"scripted:{DEMO_CASSETTE}"
+    return _execute(args, DEMO_QUESTION, DEMO_ONTOLOGY, record=None)
+
+
+def _execute(args: argparse.Namespace, question: str, ontology: Path, record: str | None) -> int:
+    from rlm_core.engine import run
+    from rlm_core.plugins import get_plugin_manager
+
+    tags = _parse_tags(args.tag)
+    settings = settings_from(args)
+    extra: list[object] = []
+    if not args.json and sys.stderr.isatty():
+        from rlm_core.commands.progress import ProgressLine
+
+        extra.append(ProgressLine())
+    manager = get_plugin_manager(settings, plugins=extra)
+    result = run(question, ontology, config=settings, tags=tags, record=record, manager=manager)
+    if args.json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    else:
+        _print_result(result, _locations(manager, result.run_id))
+    return EXIT_OK if result.converged else EXIT_RUN_FAILED
+
+
+def _parse_tags(pairs: list[str]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--tag {pair!r}: expected KEY=VALUE")
+        tags[key] = value
+    return tags
+
+
+def _locations(manager: Any, run_id: str) -> list[tuple[str, str]]:
+    """``(plugin, where)`` for every plugin that says where it wrote the run."""
+    found = []
+    for name, plugin in manager.list_name_plugin():
+        locate = getattr(plugin, "output_location", None)
+        if callable(locate):
+            where = locate(run_id)
+            if where:
+                found.append((name, str(where)))
+    return found
+
+
+def _print_result(result: RunResult, locations: list[tuple[str, str]]) -> None:
+    status = "converged" if result.converged else "did not converge"
+    if result.error:
+        status = f"failed: {result.error}"
+    print(f"Answer: {result.answer or '(none)'}")
+    if result.sparql:
+        print("\nSPARQL:")
+        print("  " + result.sparql.strip().replace("\n", "\n  "))
+    evidence = result.evidence if isinstance(result.evidence, list) else [result.evidence]
+    shown = [item for item in evidence if item not in (None, "")]
+    if shown:
+        print(f"\nEvidence ({len(shown)}):")
+        for item in shown[:5]:
+            print(f"  - {item}")
+        if len(shown) > 5:
+            print(f"  ... and {len(shown) - 5} more")
+    print(
+        f"\nRun {result.run_id}: {status} · {result.iterations} iterations · "
+        f"{result.llm_calls} LM calls · {result.tokens:,} tokens · {result.duration:.1f} s"
+    )
+    for name, where in locations:
+        print(f"  {name}: {where}")

@@ -1,0 +1,205 @@
+"""Cassettes: recorded LM responses, replayed in order through DSPy's own LM class.
+
+A cassette is a JSONL file. The optional first line is a header
+``{"cassette": 1, "recorded_with": "...", "created": "..."}``; every other line is one LM
+response: ``{"role": "root", "text": "...", "usage": {"prompt_tokens": 12, "completion_tokens":
+3}, "model": "openai/gpt-4o-mini"}``. ``role`` says which LM answered: ``root`` (the RLM's own
+calls), ``sub`` (``llm_query`` from REPL code), or another role such as ``judge``. Each scripted
+LM replays the responses of its role in file order, so the root and sub LMs interleave exactly as
+they did live. ``usage`` and ``model`` are optional.
+
+Replay goes through ``dspy.LM`` with a custom engine, so DSPy's callbacks, history and usage
+accounting run as with a live provider.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import deque
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rlm_core.errors import RLMError
+
+__all__ = [
+    "CASSETTE_VERSION",
+    "Cassette",
+    "CassetteError",
+    "CassetteExhausted",
+    "CassetteWriter",
+    "Response",
+    "ScriptedEngine",
+]
+
+CASSETTE_VERSION = 1
+
+
+class CassetteError(RLMError):
+    """A cassette file is missing or malformed; the message names the file and line."""
+
+
+class CassetteExhausted(RLMError):
+    """A scripted LM was asked for more responses than its cassette holds."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Response:
+    """One recorded LM response."""
+
+    role: str
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    model: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"role": self.role, "text": self.text}
+        if self.prompt_tokens is not None or self.completion_tokens is not None:
+            data["usage"] = {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+            }
+        if self.model:
+            data["model"] = self.model
+        return data
+
+
+class Cassette:
+    """The responses of a cassette file, handed out per role in file order (thread-safe)."""
+
+    def __init__(self, responses: Iterable[Response], source: str = "<memory>") -> None:
+        self.source = source
+        self._queues: dict[str, deque[Response]] = {}
+        self._used: dict[str, int] = {}
+        self._lock = threading.Lock()
+        for response in responses:
+            self._queues.setdefault(response.role, deque()).append(response)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Cassette:
+        """Read a cassette file; raise :class:`CassetteError` naming the line that is wrong."""
+        path = Path(path)
+        try:
+            lines = path.read_bytes().splitlines()
+        except OSError as exc:
+            raise CassetteError(f"cannot read cassette {path}: {exc.strerror}") from None
+        responses = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise CassetteError(f"{path}:{number}: not JSON: {exc}") from None
+            if not isinstance(record, dict):
+                raise CassetteError(f"{path}:{number}: expected a JSON object")
+            if "cassette" in record:
+                if record["cassette"] != CASSETTE_VERSION:
+                    raise CassetteError(
+                        f"{path}:{number}: cassette version {record['cassette']!r} is not "
+                        f"supported (this rlm-core reads {CASSETTE_VERSION})"
+                    )
+                continue
+            responses.append(_response_from(record, f"{path}:{number}"))
+        if not responses:
+            raise CassetteError(f"cassette {path} holds no responses")
+        return cls(responses, source=str(path))
+
+    def next(self, role: str) -> Response:
+        """The next unused response of ``role``."""
+        with self._lock:
+            queue = self._queues.get(role)
+            if not queue:
+                used = self._used.get(role, 0)
+                raise CassetteExhausted(
+                    f"cassette {self.source} ran out of {role!r} responses after {used}: the run "
+                    "asked for more LM calls than were recorded"
+                )
+            self._used[role] = self._used.get(role, 0) + 1
+            return queue.popleft()
+
+    def remaining(self, role: str) -> int:
+        """How many responses of ``role`` are left."""
+        with self._lock:
+            return len(self._queues.get(role, ()))
+
+
+def _response_from(record: dict[str, Any], where: str) -> Response:
+    role, text = record.get("role"), record.get("text")
+    if not isinstance(role, str) or not role:
+        raise CassetteError(f"{where}: 'role' must be a non-empty string")
+    if not isinstance(text, str):
+        raise CassetteError(f"{where}: 'text' must be a string")
+    usage = record.get("usage") or {}
+    if not isinstance(usage, dict):
+        raise CassetteError(f"{where}: 'usage' must be an object")
+    counts = []
+    for key in ("prompt_tokens", "completion_tokens"):
+        value = usage.get(key)
+        if value is not None and (type(value) is not int or value < 0):
+            raise CassetteError(f"{where}: usage.{key} must be a non-negative integer")
+        counts.append(value)
+    model = record.get("model")
+    if model is not None and not isinstance(model, str):
+        raise CassetteError(f"{where}: 'model' must be a string")
+    return Response(role, text, counts[0], counts[1], model)
+
+
+class ScriptedEngine:
+    """A DSPy LM engine (``complete(Request) -> Response``) that answers from a cassette."""
+
+    def __init__(self, cassette: Cassette, role: str) -> None:
+        self.cassette = cassette
+        self.role = role
+
+    def complete(self, request: Any) -> Any:
+        from dspy.lm15 import Message, TextPart, Usage
+        from dspy.lm15 import Response as LMResponse
+
+        recorded = self.cassette.next(self.role)
+        return LMResponse(
+            id=None,
+            model=recorded.model or f"scripted-{self.role}",
+            message=Message.assistant([TextPart(recorded.text)]),
+            finish_reason="stop",
+            usage=Usage(
+                input_tokens=recorded.prompt_tokens, output_tokens=recorded.completion_tokens
+            ),
+        )
+
+    def stream(self, request: Any) -> Any:
+        from dspy.lm15 import response_to_events
+
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class CassetteWriter:
+    """Appends responses to a cassette file as they happen, so a crashed run keeps its tape."""
+
+    def __init__(self, path: str | Path, recorded_with: str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._file = self.path.open("wb", buffering=0)
+        header = {
+            "cassette": CASSETTE_VERSION,
+            "recorded_with": recorded_with,
+            "created": datetime.now(UTC).isoformat(),
+        }
+        self._file.write(orjson.dumps(header) + b"\n")
+
+    def write(self, response: Response) -> None:
+        with self._lock:
+            self._file.write(orjson.dumps(response.to_dict()) + b"\n")
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()

@@ -1,0 +1,71 @@
+"""Builds the events of one run and emits them, in order, to the run's plugin manager.
+
+Events of a run may start on several threads (REPL tool calls and batched sub-LM calls run on
+DSPy's worker threads). Sequence numbers and hook calls happen under one lock, so plugins see
+each run's events one at a time and in sequence order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from rlm_core.events import Event, RunInfo, utc_now
+from rlm_core.plugins import PluginManager
+
+__all__ = ["RunEmitter"]
+
+E = TypeVar("E", bound=Event)
+
+# hook name -> (payload class's kind, keyword the payload is passed as)
+_PAYLOAD_ARGUMENT = {
+    "memory_retrieved": "retrieval",
+    "iteration": "step",
+    "llm_call": "call",
+    "tool_call": "call",
+    "judgment": "verdict",
+    "memory_extracted": "extraction",
+    "run_end": "result",
+}
+
+
+class RunEmitter:
+    """Sequence numbers, timestamps and hook emission for one run."""
+
+    def __init__(self, manager: PluginManager, run_id: str) -> None:
+        self.manager = manager
+        self.run_id = run_id
+        self.run: RunInfo | None = None
+        self._seq = itertools.count()
+        self._lock = threading.RLock()
+
+    def start(self, **fields: Any) -> RunInfo:
+        """Build the run's :class:`RunInfo` (sequence number 0) and emit ``run_start``."""
+        with self._lock:
+            self.run = RunInfo(
+                run_id=self.run_id, seq=next(self._seq), timestamp=utc_now(), **fields
+            )
+            self.manager.hook.run_start(run=self.run)
+            return self.run
+
+    def emit(self, hook: str, payload_type: type[E], **fields: Any) -> E | None:
+        """Build a payload and emit ``hook`` with it; skipped (None) when nobody listens.
+
+        ``run_end`` is always built, since the caller returns it.
+        """
+        if hook != "run_end" and not self.manager.hook.wants(hook):
+            return None
+        with self._lock:
+            payload = payload_type(
+                run_id=self.run_id, seq=next(self._seq), timestamp=utc_now(), **fields
+            )
+            getattr(self.manager.hook, hook)(run=self.run, **{_PAYLOAD_ARGUMENT[hook]: payload})
+            return payload
+
+    def metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Emit ``metrics`` with derived numbers."""
+        if self.manager.hook.wants("metrics"):
+            with self._lock:
+                self.manager.hook.metrics(run=self.run, values=dict(values), step=step)

@@ -1,0 +1,124 @@
+"""The bundled demo: ontology, question and cassette that ``rlm demo`` replays offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import rdflib
+
+from rlm_core import run
+from rlm_core.cli import main
+from rlm_core.demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
+from rlm_core.testing import capture_events
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for variable in ("RLM_TRACKERS", "RLM_DISABLE", "RLM_CONFIG", "RLM_MODEL", "RLM_SUB_MODEL"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def test_demo_run_answers_and_its_sparql_returns_rows_on_the_demo_ontology() -> None:
+    with capture_events() as events:
+        result = run(DEMO_QUESTION, DEMO_ONTOLOGY, model=f"scripted:{DEMO_CASSETTE}", trackers=[])
+    assert result.converged, result.error
+    assert result.answer is not None
+    assert "coffee:usesEquipment" in result.answer
+    assert result.sparql is not None
+    rows = rdflib.Graph().parse(DEMO_ONTOLOGY).query(result.sparql)
+    properties = {str(row[0]).rsplit("#", 1)[1] for row in rows}
+    assert properties == {"usesEquipment", "hasInput", "hasOutput"}
+    assert events.hook_names().count("iteration") == 4
+    assert [c.payload.name for c in events.of("tool_call")] == [
+        "search_entity",
+        "describe_entity",
+        "sparql_select",
+        "sparql_select",
+    ]
+    assert [c.payload.role for c in events.of("llm_call")] == ["root"] * 3 + ["sub", "root"]
+
+
+def test_rlm_demo_json_prints_the_converged_result(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--json", "--no-trackers"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["event"] == "run_end"
+    assert result["converged"] is True
+    assert result["iterations"] == 4
+
+
+def test_rlm_demo_prints_answer_sparql_evidence_and_run_id(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "--no-trackers", "--tag", "purpose=test"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Answer: A brew (coffee:Brewing")
+    assert "\nSPARQL:\n  PREFIX coffee:" in out
+    assert "Evidence (4):" in out
+    assert ": converged · 4 iterations · 5 LM calls" in out
+
+
+def test_rlm_run_with_an_unparsable_ontology_exits_1_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.ttl"
+    broken.write_text("this is not turtle", encoding="utf-8")
+    code = main(
+        [
+            "run",
+            "q",
+            "--ontology",
+            str(broken),
+            "--lm",
+            f"scripted:{DEMO_CASSETTE}",
+            "--no-trackers",
+        ]
+    )
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "failed: OntologyError" in out
+    assert "broken.ttl" in out
+
+
+def test_rlm_run_without_a_model_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "q", "--ontology", str(DEMO_ONTOLOGY), "--no-trackers"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rlm: error: no model given")
+
+
+def test_rlm_run_with_a_bad_tag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "run",
+            "q",
+            "--ontology",
+            str(DEMO_ONTOLOGY),
+            "--lm",
+            f"scripted:{DEMO_CASSETTE}",
+            "--tag",
+            "novalue",
+            "--no-trackers",
+        ]
+    )
+    assert code == 2
+    assert "--tag 'novalue': expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_rlm_run_with_a_missing_cassette_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "run",
+            "q",
+            "--ontology",
+            str(DEMO_ONTOLOGY),
+            "--lm",
+            f"scripted:{tmp_path / 'nope.jsonl'}",
+            "--no-trackers",
+        ]
+    )
+    assert code == 2
+    assert "cannot read cassette" in capsys.readouterr().err
