@@ -17,7 +17,7 @@ from rlm_core.commands.options import EXIT_USAGE
 from rlm_core.errors import RLMError
 
 # Order is the order of ``rlm --help``.
-_COMMANDS = ("run", "plugins")
+_COMMANDS = ("run", "runs", "replay", "plugins")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rlm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``rlm runs show ... | head``): not an error of ours.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

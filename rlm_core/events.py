@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, TypeAlias, Union, get_args, get_origin
 
 __all__ = [
+    "EVENT_TYPES",
     "SCHEMA_VERSION",
     "Event",
     "EventDecodeError",
@@ -104,8 +105,10 @@ class Event:
     def to_dict(self) -> dict[str, JSONValue]:
         """A JSON-safe dict: datetimes as ISO 8601 strings, tuples as lists."""
         data: dict[str, JSONValue] = {"event": self.kind, "schema_version": SCHEMA_VERSION}
-        for field in dataclasses.fields(self):
-            data[field.name] = _encode(getattr(self, field.name))
+        # The instance dict holds exactly the fields, in order; most are scalars and skip
+        # _encode (this runs once per event logged, so it is kept lean).
+        for name, value in vars(self).items():
+            data[name] = value if type(value) in _SCALARS else _encode(value)
         return data
 
     @classmethod
@@ -244,7 +247,8 @@ class RunResult(Event):
         return self.prompt_tokens + self.completion_tokens
 
 
-_EVENT_TYPES: dict[str, type[Event]] = {
+EVENT_TYPES: Mapping[str, type[Event]] = {
+    # the ``event`` key of a serialized payload -> its class
     cls.kind: cls
     for cls in (
         RunInfo,
@@ -262,10 +266,13 @@ _EVENT_TYPES: dict[str, type[Event]] = {
 def event_from_dict(data: Mapping[str, Any]) -> Event:
     """Rebuild any event from its serialized form, dispatching on the ``event`` key."""
     kind = data.get("event")
-    if not isinstance(kind, str) or kind not in _EVENT_TYPES:
-        known = ", ".join(sorted(_EVENT_TYPES))
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
+        known = ", ".join(sorted(EVENT_TYPES))
         raise EventDecodeError(f"unknown event kind {kind!r} (known: {known})")
-    return _EVENT_TYPES[kind].from_dict(data)
+    return EVENT_TYPES[kind].from_dict(data)
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _encode(value: Any) -> JSONValue:

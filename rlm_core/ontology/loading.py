@@ -211,8 +211,11 @@ def _parse_failure(file: Path, fmt: str, exc: Exception, data: bytes) -> str:
     message = f"{file}: cannot parse as {_READABLE_FORMAT[fmt]}"
     if line is None:
         return f"{message}: {_clip(_reason(exc))}"
-    text = data.split(b"\n", line)[line - 1].decode("utf-8", "replace").strip()
-    return f"{message} (line {line}): {_clip(_reason(exc))}; the line reads: {_clip(text, 120)!r}"
+    # Parsers count a lone "\r" as a line break too, as splitlines() does.
+    lines = data.splitlines()
+    text = lines[line - 1].decode("utf-8", "replace").strip() if 0 < line <= len(lines) else ""
+    message = f"{message} (line {line}): {_clip(_reason(exc))}"
+    return f"{message}; the line reads: {_clip(text, 120)!r}" if text else message
 
 
 def _reason(exc: Exception) -> str:

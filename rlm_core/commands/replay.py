@@ -1,0 +1,104 @@
+"""``rlm replay FILE... --to NAME``: emit logged runs again through chosen trackers.
+
+For backfilling a tracker that was down or added later. Events go out with their original run
+ids and sequence numbers, so a tracker can recognise a run it already has. Bad lines are reported
+with file and line, and the good ones are replayed anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rlm_core.commands.options import EXIT_OK, EXIT_RUN_FAILED
+from rlm_core.config import CliOptions, load_settings
+from rlm_core.errors import RLMError
+from rlm_core.plugins import PluginManager, get_plugin_manager
+from rlm_core.runlog import RunLog, iter_hook_calls, logged_run_ids, read_log
+
+
+class ReplayRefused(RLMError):
+    """Replaying would make a tracker duplicate what it already holds."""
+
+
+def register(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "replay",
+        help="re-emit JSONL run logs through trackers (e.g. to backfill MLflow)",
+        description="Read run logs written by the jsonl tracker and emit their events, in "
+        "order, through the trackers named with --to only. Bad lines are reported (file:line) "
+        "and skipped. Exit code 0: everything replayed; 1: some lines or tracker calls failed; "
+        "2: usage error.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="JSONL run logs")
+    parser.add_argument(
+        "--to",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="tracker to replay into (repeatable); no other tracker is enabled",
+    )
+    parser.add_argument("--config", metavar="PATH", help="config file (default: ./rlm.toml)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logs = [read_log(path) for path in args.files]
+    settings = load_settings(CliOptions(config=args.config, trackers=tuple(args.to)))
+    manager = get_plugin_manager(settings)
+    _refuse_duplicates(manager, logs)
+
+    runs: set[tuple[Path, str]] = set()
+    events = 0
+    for log in logs:
+        for hook, kwargs in iter_hook_calls(log):
+            getattr(manager.hook, hook)(**kwargs)
+            runs.add((log.path, kwargs["run"].run_id))
+            events += 1
+
+    problems = [problem for log in logs for problem in log.problems]
+    for problem in problems:
+        print(f"rlm: replay: {problem}", file=sys.stderr)
+    failing = [status for status in manager.statuses() if status.errors]
+    for status in failing:
+        print(
+            f"rlm: replay: tracker {status.name!r} raised {status.errors} error(s) "
+            f"(logged above){f'; {status.reason}' if status.reason else ''}",
+            file=sys.stderr,
+        )
+    truncated = sum(len(log.truncated_lines) for log in logs)
+    print(
+        f"Replayed {len(runs)} run(s), {events} event(s) from {len(logs)} file(s) into "
+        f"{', '.join(dict.fromkeys(args.to))}; {len(problems)} problem(s)"
+        + (f"; {truncated} line(s) had fields cut when written" if truncated else "")
+    )
+    return EXIT_RUN_FAILED if problems or failing else EXIT_OK
+
+
+def _refuse_duplicates(manager: PluginManager, logs: list[RunLog]) -> None:
+    """Refuse when a file-writing tracker (one with ``destination(run)``, i.e. jsonl) would append
+    a run to a file that already holds it, such as the very log being replayed."""
+    for name, plugin in manager.list_name_plugin():
+        destination = getattr(plugin, "destination", None)
+        if not callable(destination):
+            continue
+        held: dict[Path, set[str]] = {}
+        for log in logs:
+            for run in log.runs.values():
+                try:
+                    target = Path(destination(run)).resolve()
+                except ValueError:
+                    continue  # the tracker cannot write this run at all; it will say so
+                if target not in held:
+                    held[target] = logged_run_ids(target) if target.is_file() else set()
+                if run.run_id in held[target]:
+                    same = target == log.path.resolve()
+                    where = "is the log being replayed" if same else "already holds that run"
+                    raise ReplayRefused(
+                        f"refusing to replay run {run.run_id} of {log.path} into {name!r}: "
+                        f"{target} {where}, and appending would duplicate it (set "
+                        f"[plugins.{name}] path to write elsewhere)"
+                    )
+                held[target].add(run.run_id)

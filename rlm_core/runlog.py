@@ -1,0 +1,338 @@
+"""Reading JSONL run logs back: the runs, their events in order, and what was wrong with the file.
+
+The logs are written by the ``jsonl`` tracker (a header line per run, then one line per hook call).
+Reading never stops at a bad line: each problem is kept with its file and line number, and the
+good lines stay available to show (``rlm runs``) or to emit again (``rlm replay``), because a log
+from a crashed run is exactly the one worth reading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from rlm_core.errors import RLMError
+from rlm_core.events import (
+    SCHEMA_VERSION,
+    Event,
+    EventDecodeError,
+    RunInfo,
+    event_from_dict,
+)
+
+__all__ = [
+    "DEFAULT_LOG_DIR",
+    "LogNotFoundError",
+    "LogProblem",
+    "LogRecord",
+    "MetricsPoint",
+    "RunLog",
+    "find_logs",
+    "iter_hook_calls",
+    "locate_run",
+    "logged_run_ids",
+    "read_log",
+]
+
+DEFAULT_LOG_DIR = "runs"
+
+# The keyword argument each hook receives its payload as (``run_start`` gets ``run`` only).
+_PAYLOAD_ARGUMENT = {
+    "memory_retrieved": "retrieval",
+    "iteration": "step",
+    "llm_call": "call",
+    "tool_call": "call",
+    "judgment": "verdict",
+    "memory_extracted": "extraction",
+    "run_end": "result",
+}
+_E = TypeVar("_E", bound="Event | MetricsPoint")
+_HEADER_PREFIXES = (b'{"record":"header"', b'{"event":"run_start"')
+
+
+class LogNotFoundError(RLMError):
+    """The file or run asked for does not exist, or is not a run log."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LogProblem:
+    """A line that could not be used (or a whole file, with ``line_number`` 0)."""
+
+    path: str
+    line_number: int
+    message: str
+
+    def __str__(self) -> str:
+        if self.line_number:
+            return f"{self.path}:{self.line_number}: {self.message}"
+        return f"{self.path}: {self.message}"
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricsPoint:
+    """A ``metrics`` hook call as logged; it has no event class because it carries no seq."""
+
+    kind: ClassVar[str] = "metrics"
+
+    run_id: str
+    values: dict[str, float]
+    step: int | None
+    timestamp: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class LogRecord:
+    """One usable line: its payload and the fields the writer cut (not round-trippable then)."""
+
+    line_number: int
+    payload: Event | MetricsPoint
+    truncated: tuple[str, ...] = ()
+
+    @property
+    def hook(self) -> str:
+        """The hook this line was written for."""
+        return self.payload.kind
+
+    @property
+    def run_id(self) -> str:
+        return self.payload.run_id
+
+
+@dataclasses.dataclass
+class RunLog:
+    """A parsed log file. Most files hold one run; a path template without ``{run_id}`` makes
+    runs share a file, so ``runs`` maps every run id to its :class:`RunInfo`."""
+
+    path: Path
+    runs: dict[str, RunInfo] = dataclasses.field(default_factory=dict)
+    records: list[LogRecord] = dataclasses.field(default_factory=list)
+    problems: list[LogProblem] = dataclasses.field(default_factory=list)
+    truncated_lines: list[int] = dataclasses.field(default_factory=list)
+
+    @property
+    def header(self) -> RunInfo | None:
+        """The (first) run of the file, from its header or else its ``run_start`` line."""
+        return next(iter(self.runs.values()), None)
+
+    def records_of(self, run_id: str) -> list[LogRecord]:
+        """The records of one run, in file order."""
+        return [record for record in self.records if record.run_id == run_id]
+
+
+def read_log(path: str | Path) -> RunLog:
+    """Parse a log file, going on past bad lines; raise :class:`LogNotFoundError` if it cannot be
+    opened."""
+    log = RunLog(Path(path))
+    try:
+        handle = log.path.open("rb")
+    except OSError as exc:
+        raise LogNotFoundError(f"{path}: cannot read run log: {exc.strerror}") from None
+    seen_lines = False
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            seen_lines = True
+            _read_line(log, number, line)
+    if not seen_lines:
+        log.problems.append(
+            LogProblem(str(path), 0, "empty file: the run wrote nothing (did it crash at once?)")
+        )
+    _report_orphans(log)
+    return log
+
+
+def _read_line(log: RunLog, number: int, line: bytes) -> None:
+    def problem(message: str) -> None:
+        log.problems.append(LogProblem(str(log.path), number, message))
+
+    try:
+        data = json.loads(line.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError or JSONDecodeError
+        if not line.endswith(b"\n"):
+            problem("truncated last line (the writer stopped in the middle of it)")
+        elif isinstance(exc, json.JSONDecodeError):
+            problem(f"not valid JSON: {exc.msg} at column {exc.colno}")
+        else:
+            problem("not UTF-8 text")
+        return
+    if not isinstance(data, dict):
+        problem(f"expected a JSON object, got {type(data).__name__}")
+        return
+    try:
+        if "record" in data:
+            _read_header(log, data)
+            payload: Event | MetricsPoint | None = None
+        elif data.get("event") == MetricsPoint.kind:
+            payload = _metrics(data)
+        else:
+            payload = _aware(event_from_dict(data))
+    except (EventDecodeError, TypeError, ValueError) as exc:
+        problem(str(exc))
+        return
+    truncated = data.get("truncated")
+    if truncated:
+        log.truncated_lines.append(number)
+    if payload is None:
+        return
+    if isinstance(payload, RunInfo):
+        log.runs.setdefault(payload.run_id, payload)
+    fields = tuple(str(name) for name in truncated) if isinstance(truncated, list) else ()
+    log.records.append(LogRecord(number, payload, fields))
+
+
+def _read_header(log: RunLog, data: dict[str, Any]) -> None:
+    if data["record"] != "header":
+        raise EventDecodeError(f"unknown record type {data['record']!r} (known: header)")
+    _check_version(data, "header")
+    run = data.get("run")
+    if not isinstance(run, dict):
+        raise EventDecodeError("header: 'run' must be an object")
+    info = _aware(RunInfo.from_dict(run))
+    log.runs.setdefault(info.run_id, info)
+
+
+def _metrics(data: dict[str, Any]) -> MetricsPoint:
+    _check_version(data, "metrics")
+    run_id, values, step = data.get("run_id"), data.get("values"), data.get("step")
+    if not isinstance(run_id, str):
+        raise EventDecodeError("metrics: 'run_id' must be a string")
+    if not isinstance(values, dict) or not all(
+        isinstance(value, int | float | None) and not isinstance(value, bool)
+        for value in values.values()
+    ):
+        raise EventDecodeError("metrics: 'values' must map names to numbers")
+    if step is not None and type(step) is not int:
+        raise EventDecodeError(f"metrics: 'step' must be an integer or null, got {step!r}")
+    timestamp = data.get("timestamp")
+    if not isinstance(timestamp, str):
+        raise EventDecodeError("metrics: 'timestamp' must be an ISO 8601 string")
+    return _aware(
+        MetricsPoint(
+            run_id=run_id,
+            # JSON has no NaN: the writer's null stands for a non-finite value.
+            values={
+                name: float("nan") if value is None else float(value)
+                for name, value in values.items()
+            },
+            step=step,
+            timestamp=datetime.fromisoformat(timestamp),
+        )
+    )
+
+
+def _aware(event: _E) -> _E:
+    """The writer always writes UTC offsets; a naive timestamp cannot be placed on a timeline."""
+    if event.timestamp.tzinfo is None:
+        raise EventDecodeError(f"{event.kind}: timestamp {event.timestamp} has no UTC offset")
+    return event
+
+
+def _check_version(data: dict[str, Any], what: str) -> None:
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise EventDecodeError(
+            f"{what}: schema_version {version!r} is not supported "
+            f"(this rlm-core reads {SCHEMA_VERSION})"
+        )
+
+
+def _report_orphans(log: RunLog) -> None:
+    """Records of a run whose header and run_start are both missing cannot be replayed: there is
+    no RunInfo to pass as ``run``."""
+    orphans: dict[str, list[int]] = {}
+    for record in log.records:
+        if record.run_id not in log.runs:
+            orphans.setdefault(record.run_id, []).append(record.line_number)
+    for run_id, lines in orphans.items():
+        log.problems.append(
+            LogProblem(
+                str(log.path),
+                lines[0],
+                f"{len(lines)} line(s) of run {run_id!r} have no header or run_start line "
+                "before them; they cannot be replayed",
+            )
+        )
+
+
+def iter_hook_calls(log: RunLog, run_id: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(hook, kwargs)`` pairs in file order, for ``getattr(manager.hook, hook)(**kwargs)``.
+
+    ``run`` is the run's RunInfo from its header (or its ``run_start`` line). A run whose log has a
+    header but no ``run_start`` line (the tracker joined late) gets a ``run_start`` first. Records
+    without any RunInfo are skipped; :func:`read_log` reported them as a problem.
+    """
+    started: set[str] = set()
+    for record in log.records:
+        if run_id is not None and record.run_id != run_id:
+            continue
+        run = log.runs.get(record.run_id)
+        if run is None:
+            continue
+        payload = record.payload
+        if isinstance(payload, RunInfo):
+            started.add(payload.run_id)
+            yield "run_start", {"run": payload}
+            continue
+        if record.run_id not in started:
+            started.add(record.run_id)
+            yield "run_start", {"run": run}
+        if isinstance(payload, MetricsPoint):
+            yield "metrics", {"run": run, "values": dict(payload.values), "step": payload.step}
+        else:
+            yield payload.kind, {"run": run, _PAYLOAD_ARGUMENT[payload.kind]: payload}
+
+
+def find_logs(directory: str | Path = DEFAULT_LOG_DIR) -> list[Path]:
+    """Every ``*.jsonl`` file under ``directory`` (templates may use subdirectories), sorted."""
+    return sorted(path for path in Path(directory).rglob("*.jsonl") if path.is_file())
+
+
+def locate_run(reference: str, directory: str | Path = DEFAULT_LOG_DIR) -> tuple[Path, str | None]:
+    """The log file for ``reference`` (a file, or a run id) and the run id to show from it.
+
+    A run id is looked up as ``DIRECTORY/RUN_ID.jsonl``, then in the headers of every log under
+    ``DIRECTORY``. Raises :class:`LogNotFoundError` when nothing matches.
+    """
+    as_path = Path(reference)
+    if as_path.is_file():
+        return as_path, None
+    if as_path.is_dir():
+        raise LogNotFoundError(
+            f"{reference}: is a directory, not a run log (try: rlm runs list --dir {reference})"
+        )
+    named = Path(directory) / f"{reference}.jsonl"
+    if named.is_file():
+        return named, None
+    for path in find_logs(directory):
+        if reference in logged_run_ids(path):
+            return path, reference
+    if as_path.suffix == ".jsonl" or "/" in reference:
+        raise LogNotFoundError(f"{reference}: no such file")
+    raise LogNotFoundError(
+        f"no run {reference!r}: it is not a file, and no log under {directory}/ has that run id"
+    )
+
+
+def logged_run_ids(path: Path) -> set[str]:
+    """Run ids named by the header and run_start lines of a log, without decoding the rest."""
+    found: set[str] = set()
+    try:
+        with path.open("rb") as handle:
+            for line in handle:
+                if not line.startswith(_HEADER_PREFIXES):
+                    continue
+                try:
+                    data = json.loads(line)
+                except ValueError:
+                    continue
+                run = data.get("run", data)
+                if isinstance(run, dict) and isinstance(run.get("run_id"), str):
+                    found.add(run["run_id"])
+    except OSError:
+        return found
+    return found
