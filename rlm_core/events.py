@@ -240,6 +240,7 @@ class RunResult(Event):
     completion_tokens: int
     duration: float
     error: str | None = None
+    problems: tuple[str, ...] = ()
 
     @property
     def tokens(self) -> int:

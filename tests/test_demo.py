@@ -23,7 +23,13 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_demo_run_answers_and_its_sparql_returns_rows_on_the_demo_ontology() -> None:
     with capture_events() as events:
-        result = run(DEMO_QUESTION, DEMO_ONTOLOGY, model=f"scripted:{DEMO_CASSETTE}", trackers=[])
+        result = run(
+            DEMO_QUESTION,
+            DEMO_ONTOLOGY,
+            model=f"scripted:{DEMO_CASSETTE}",
+            trackers=[],
+            memory=False,
+        )
     assert result.converged, result.error
     assert result.answer is not None
     assert "coffee:usesEquipment" in result.answer
@@ -39,6 +45,7 @@ def test_demo_run_answers_and_its_sparql_returns_rows_on_the_demo_ontology() -> 
         "sparql_select",
     ]
     assert [c.payload.role for c in events.of("llm_call")] == ["root"] * 3 + ["sub", "root"]
+    assert "judgment" not in events.hook_names()
 
 
 def test_rlm_demo_json_prints_the_converged_result(capsys: pytest.CaptureFixture[str]) -> None:
@@ -57,7 +64,7 @@ def test_rlm_demo_prints_answer_sparql_evidence_and_run_id(
     assert out.startswith("Answer: A brew (coffee:Brewing")
     assert "\nSPARQL:\n  PREFIX coffee:" in out
     assert "Evidence (4):" in out
-    assert ": converged · 4 iterations · 5 LM calls" in out
+    assert ": converged · 4 iterations · 7 LM calls" in out
 
 
 def test_rlm_run_with_an_unparsable_ontology_exits_1_and_says_why(

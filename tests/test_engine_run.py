@@ -10,6 +10,7 @@ import pytest
 import rdflib
 
 from rlm_core import ConfigError, RunResult, Settings, run
+from rlm_core.config import MemorySettings
 from rlm_core.events import Iteration, LLMCall, RunInfo, ToolCall
 from rlm_core.testing import (
     RecordingPlugin,
@@ -26,7 +27,7 @@ PROV = SHARED / "prov.ttl"
 PROV_CASSETTE = HERE / "cassettes" / "prov-activity.jsonl"
 PROV_QUESTION = "What is prov:Activity and which properties link it to agents?"
 # No installed tracker writes into the working directory during these tests.
-QUIET = Settings(step_timeout=20.0)
+QUIET = Settings(step_timeout=20.0, memory=MemorySettings(enabled=False))
 
 
 @pytest.fixture(autouse=True)

@@ -54,6 +54,11 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
         "--tag", action="append", default=[], metavar="KEY=VALUE", help="tag the run (repeatable)"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--no-memory",
+        action="store_true",
+        help="run without procedural memory (no retrieval, judgment or extraction)",
+    )
     add_settings_options(parser)
 
 
@@ -80,7 +85,15 @@ def _execute(args: argparse.Namespace, question: str, ontology: Path, record: st
 
         extra.append(ProgressLine())
     manager = get_plugin_manager(settings, plugins=extra)
-    result = run(question, ontology, config=settings, tags=tags, record=record, manager=manager)
+    result = run(
+        question,
+        ontology,
+        config=settings,
+        memory=False if args.no_memory else None,
+        tags=tags,
+        record=record,
+        manager=manager,
+    )
     if args.json:
         import orjson
 
@@ -129,6 +142,8 @@ def _print_result(result: RunResult, locations: list[tuple[str, str]]) -> None:
             print(f"  - {item}")
         if len(shown) > 5:
             print(f"  ... and {len(shown) - 5} more")
+    for problem in result.problems:
+        print(f"\nWarning: {problem}")
     print(
         f"\nRun {result.run_id}: {status} · {result.iterations} iterations · "
         f"{result.llm_calls} LM calls · {result.tokens:,} tokens · {result.duration:.1f} s"

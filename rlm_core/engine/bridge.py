@@ -66,6 +66,7 @@ class HookBridge(BaseCallback):  # type: ignore[misc]
     ) -> None:
         self.emitter = emitter
         self.totals = RunTotals()
+        self.steps: list[dict[str, str | None]] = []
         self._action_module = action_module
         self._extract_module = extract_module
         self._role_of = role_of
@@ -119,14 +120,20 @@ class HookBridge(BaseCallback):  # type: ignore[misc]
             self.totals.iterations += 1
             sub_calls = self.totals.sub_llm_calls
         reasoning, code, started = step
+        output = self._bounded(_format_output(outputs)) if exception is None else ""
+        error = None if exception is None else self._bounded(_format_error(exception))
+        with self._lock:
+            self.steps.append(
+                {"reasoning": reasoning, "code": code, "output": output, "error": error}
+            )
         self.emitter.emit(
             "iteration",
             Iteration,
             index=index,
             reasoning=reasoning,
             code=code,
-            output=self._bounded(_format_output(outputs)) if exception is None else "",
-            error=None if exception is None else self._bounded(_format_error(exception)),
+            output=output,
+            error=error,
             duration=time.perf_counter() - started,
             llm_calls_used=sub_calls,
         )

@@ -1,12 +1,14 @@
 """Language models for a run: LiteLLM model strings, or ``scripted:PATH`` cassettes.
 
-Root and sub LM are always distinct ``dspy.LM`` objects, even for the same model, so the hook
-bridge can tell a root call from an ``llm_query`` call by the instance that made it.
+Each role (root, sub, judge, extract) gets its own ``dspy.LM`` object, even for the same model, so
+the hook bridge can tell the calls apart by the instance that made them, and a recorded cassette
+replays each role's responses to the right caller.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +19,31 @@ __all__ = ["SCRIPTED_PREFIX", "LanguageModels", "build_language_models"]
 
 SCRIPTED_PREFIX = "scripted:"
 
+# LiteLLM downloads its model cost map when it is first imported, retrying for seconds when
+# there is no network; DSPy imports it on some error paths even for scripted runs. Use the map
+# that ships with LiteLLM unless the user chose otherwise.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 
 @dataclasses.dataclass(frozen=True)
 class LanguageModels:
-    """The root and sub LM of a run, and the role each instance plays."""
+    """The LMs of a run, and the role each instance plays.
+
+    ``judge`` and ``extract`` (procedural memory) run on the sub-model.
+    """
 
     root: Any
     sub: Any
+    judge: Any
+    extract: Any
     root_name: str
     sub_name: str
 
     def role_of(self, lm: object) -> str:
-        """ "root" or "sub" for the LMs of this run, "other" for any other LM."""
-        if lm is self.root:
-            return "root"
-        if lm is self.sub:
-            return "sub"
+        """The role of one of this run's LMs ("root", "sub", "judge", "extract"), else "other"."""
+        for role in ("root", "sub", "judge", "extract"):
+            if lm is getattr(self, role):
+                return role
         return "other"
 
 
@@ -46,9 +57,14 @@ def build_language_models(model: str | None, sub_model: str | None) -> LanguageM
         )
     sub_model = sub_model or model
     cassettes: dict[str, Cassette] = {}
-    root = _build(model, "root", cassettes)
-    sub = _build(sub_model, "sub", cassettes)
-    return LanguageModels(root=root, sub=sub, root_name=model, sub_name=sub_model)
+    return LanguageModels(
+        root=_build(model, "root", cassettes),
+        sub=_build(sub_model, "sub", cassettes),
+        judge=_build(sub_model, "judge", cassettes),
+        extract=_build(sub_model, "extract", cassettes),
+        root_name=model,
+        sub_name=sub_model,
+    )
 
 
 def _build(spec: str, role: str, cassettes: dict[str, Cassette]) -> Any:

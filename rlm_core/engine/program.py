@@ -13,14 +13,18 @@ __all__ = ["OntologyQuestion", "build_program"]
 class OntologyQuestion(dspy.Signature):  # type: ignore[misc]
     """Answer a question about an RDF ontology by exploring it with the tools.
 
-    Start from the ontology summary, find the relevant entities with search_entity and
-    describe_entity, confirm the answer with a SPARQL query through sparql_select, then SUBMIT
-    the answer, the SPARQL query that supports it and the evidence (IRIs, labels or rows).
+    Start from the ontology summary and the strategies from earlier runs, find the relevant
+    entities with search_entity and describe_entity, confirm the answer with a SPARQL query
+    through sparql_select, then SUBMIT the answer, the SPARQL query that supports it and the
+    evidence (IRIs, labels or rows).
     """
 
     question: str = dspy.InputField(desc="the question to answer")
     ontology: str = dspy.InputField(
         desc="summary of the ontology: namespaces, key classes and properties, SPARQL templates"
+    )
+    memories: str = dspy.InputField(
+        desc="strategies that worked on earlier questions; use them when they fit"
     )
     answer: str = dspy.OutputField(desc="a concise answer in plain language")
     sparql: str = dspy.OutputField(

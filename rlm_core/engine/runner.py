@@ -12,6 +12,7 @@ DSPy and rdflib are imported inside :func:`run`, so importing ``rlm_core`` stays
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import secrets
 import time
@@ -21,10 +22,22 @@ from typing import Any
 
 from rlm_core.config import CliOptions, Selection, Settings, load_settings
 from rlm_core.engine.emitter import RunEmitter
-from rlm_core.events import JSONValue, Limits, OntologyInfo, RunResult, utc_now
+from rlm_core.events import (
+    JSONValue,
+    Judgment,
+    Limits,
+    MemoryExtraction,
+    MemoryRetrieval,
+    OntologyInfo,
+    RunInfo,
+    RunResult,
+    utc_now,
+)
 from rlm_core.plugins import PluginManager, get_plugin_manager
 
 __all__ = ["new_run_id", "run"]
+
+log = logging.getLogger("rlm.run")
 
 
 def new_run_id() -> str:
@@ -40,6 +53,7 @@ def run(
     sub_model: str | None = None,
     max_iterations: int | None = None,
     max_llm_calls: int | None = None,
+    memory: bool | None = None,
     trackers: Sequence[str] | None = None,
     plugins: Iterable[object] = (),
     tags: Mapping[str, str] | None = None,
@@ -53,15 +67,18 @@ def run(
     :param model: LiteLLM model string, or ``scripted:PATH`` to replay a cassette; default from
         the config (``[rlm] model`` / ``RLM_MODEL``).
     :param sub_model: the LM behind ``llm_query``; default: the model.
+    :param memory: use procedural memory (retrieve before, judge and extract after); default
+        from ``[memory] enabled``.
     :param trackers: names of the trackers to enable (an allow-list above every other layer).
     :param plugins: extra plugin objects for this run, always enabled.
     :param config: settings, or a config file to read them from; default: the usual lookup.
     :param record: write every LM response of this run to a cassette at this path.
     :param manager: emit to this plugin manager instead of one built from the settings (whose
         tracker selection, ``trackers`` and ``plugins`` are then not used).
-    :raises rlm_core.ConfigError: the run cannot start (no model, missing API key, bad config).
+    :raises rlm_core.RLMError: the run cannot start (no model, missing API key, bad config, a
+        memory database that cannot be opened).
     """
-    settings = _settings(config, model, sub_model, max_iterations, max_llm_calls, trackers)
+    settings = _settings(config, model, sub_model, max_iterations, max_llm_calls, trackers, memory)
     from rlm_core.engine.interpreter import interpreter_factory
     from rlm_core.engine.lm import build_language_models
 
@@ -69,11 +86,41 @@ def run(
     factory = interpreter_factory(settings.interpreter, settings.step_timeout)
     if manager is None:
         manager = get_plugin_manager(settings, plugins=plugins)
+    store = _open_memory(settings)
+    try:
+        return _run(
+            question,
+            Path(ontology),
+            settings,
+            lms,
+            factory,
+            manager,
+            store,
+            parent_run_id,
+            tags,
+            record,
+        )
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _run(
+    question: str,
+    path: Path,
+    settings: Settings,
+    lms: Any,
+    factory: Any,
+    manager: PluginManager,
+    store: Any,
+    parent_run_id: str | None,
+    tags: Mapping[str, str] | None,
+    record: str | os.PathLike[str] | None,
+) -> RunResult:
     emitter = RunEmitter(manager, new_run_id())
     started = time.perf_counter()
-    path = Path(ontology)
     loaded, load_error = _load(path)
-    emitter.start(
+    info = emitter.start(
         question=question,
         ontology=OntologyInfo(
             name=loaded.name if loaded else path.name.split(".")[0],
@@ -94,7 +141,12 @@ def run(
     outcome = _Outcome(error=load_error)
     try:
         if loaded is not None:
-            _execute(outcome, emitter, settings, lms, factory, loaded, question, record)
+            memory, memories = (
+                (None, "") if store is None else _recall(store, emitter, info, settings)
+            )
+            _execute(
+                outcome, emitter, settings, lms, factory, loaded, question, record, memory, memories
+            )
     except BaseException as exc:  # KeyboardInterrupt too: run_end still fires, then re-raise
         outcome.error = f"{type(exc).__name__}: {exc}"
         raise
@@ -113,6 +165,7 @@ def run(
             completion_tokens=totals.completion_tokens if totals else 0,
             duration=time.perf_counter() - started,
             error=outcome.error,
+            problems=tuple(outcome.problems),
         )
     assert result is not None  # run_end is always built
     return result
@@ -128,6 +181,7 @@ class _Outcome:
     evidence: JSONValue = None
     converged: bool = False
     totals: Any = None
+    problems: list[str] = dataclasses.field(default_factory=list)
 
 
 def _settings(
@@ -137,6 +191,7 @@ def _settings(
     max_iterations: int | None,
     max_llm_calls: int | None,
     trackers: Sequence[str] | None,
+    memory: bool | None,
 ) -> Settings:
     if isinstance(config, Settings):
         settings = config
@@ -152,10 +207,83 @@ def _settings(
         )
         if value is not None
     }
+    if memory is not None:
+        overrides["memory"] = dataclasses.replace(settings.memory, enabled=memory)
     if trackers is not None:
         chosen = Selection(source="run(trackers=...)", allow=tuple(trackers), allow_flag="trackers")
         overrides["selections"] = (chosen, *settings.selections)
     return dataclasses.replace(settings, **overrides)
+
+
+def _open_memory(settings: Settings) -> Any:
+    """The memory store, or None when memory is off; a bad database raises before the run."""
+    if not settings.memory.enabled:
+        return None
+    from rlm_core.memory import MemoryStoreError, SQLiteMemoryStore
+
+    try:
+        return SQLiteMemoryStore(settings.memory.path)
+    except MemoryStoreError as exc:
+        raise MemoryStoreError(f"{exc} (run with --no-memory to go on without memory)") from None
+
+
+def _recall(store: Any, emitter: RunEmitter, info: RunInfo, settings: Settings) -> tuple[Any, str]:
+    """Record the run in memory, retrieve strategies for it and emit ``memory_retrieved``."""
+    from rlm_core.memory import RunMemory
+
+    memory = RunMemory(
+        store,
+        run_id=info.run_id,
+        question=info.question,
+        ontology=info.ontology.name,
+        started_at=info.started_at,
+    )
+    recall = memory.recall(settings.memory.retrieve)
+    emitter.emit(
+        "memory_retrieved",
+        MemoryRetrieval,
+        query=recall.query,
+        k=recall.k,
+        items=tuple(item.as_event() for item in recall.items),
+        duration=recall.duration,
+    )
+    return memory, recall.context
+
+
+def _learn(
+    memory: Any, outcome: _Outcome, emitter: RunEmitter, settings: Settings, lms: Any, steps: Any
+) -> None:
+    """Judge the run, extract memories, emit ``judgment`` and ``memory_extracted``.
+
+    Failures here never fail the run: they become ``RunResult.problems`` and a warning.
+    """
+    judge = settings.memory.judge
+    extract = settings.memory.extract
+    learning = memory.learn(
+        answer=outcome.answer,
+        sparql=outcome.sparql,
+        steps=steps,
+        judge_lm=lms.judge if judge else None,
+        extract_lm=lms.extract if extract else None,
+    )
+    if learning.verdict is not None:
+        emitter.emit(
+            "judgment",
+            Judgment,
+            success=learning.verdict.success,
+            reason=learning.verdict.reason,
+            confidence=learning.verdict.confidence,
+        )
+    extraction_failed = any(problem.startswith("extract:") for problem in learning.problems)
+    if extract and not extraction_failed:
+        emitter.emit(
+            "memory_extracted",
+            MemoryExtraction,
+            items=tuple(added.as_event() for added in learning.added),
+        )
+    for problem in learning.problems:
+        log.warning("run %s: memory: %s", emitter.run_id, problem)
+    outcome.problems.extend(f"memory {problem}" for problem in learning.problems)
 
 
 def _load(path: Path) -> tuple[Any, str | None]:
@@ -176,6 +304,8 @@ def _execute(
     loaded: Any,
     question: str,
     record: str | os.PathLike[str] | None,
+    memory: Any,
+    memories: str,
 ) -> None:
     import dspy
 
@@ -212,19 +342,25 @@ def _execute(
     )
     outcome.totals = bridge.totals
     callbacks = [*dspy.settings.get("callbacks", []), bridge]
+    context = memories or "(none yet)"
     try:
         with dspy.context(lm=lms.root, callbacks=callbacks):
-            prediction = program(question=question, ontology=build_sense_card(loaded))
-    except Exception as exc:
-        outcome.error = f"{type(exc).__name__}: {exc}"
-        return
+            try:
+                prediction = program(
+                    question=question, ontology=build_sense_card(loaded), memories=context
+                )
+            except Exception as exc:
+                outcome.error = f"{type(exc).__name__}: {exc}"
+                return
+            outcome.answer = _text(prediction.answer)
+            outcome.sparql = _text(prediction.sparql)
+            outcome.evidence = _evidence(prediction.evidence)
+            outcome.converged = not bridge.totals.fell_back_to_extract
+            if memory is not None:
+                _learn(memory, outcome, emitter, settings, lms, list(bridge.steps))
     finally:
         if writer is not None:
             writer.close()
-    outcome.answer = _text(prediction.answer)
-    outcome.sparql = _text(prediction.sparql)
-    outcome.evidence = _evidence(prediction.evidence)
-    outcome.converged = not bridge.totals.fell_back_to_extract
 
 
 def _text(value: Any) -> str | None:
