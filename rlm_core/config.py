@@ -73,6 +73,7 @@ class Settings:
     interpreter: str = "local"
     strict: bool = False
     max_plugin_errors: int = 5
+    hook_timeout: float = 5.0
     trace_plugins: bool = False
     selections: tuple[Selection, ...] = ()
     memory: MemorySettings = dataclasses.field(default_factory=MemorySettings)
@@ -116,6 +117,7 @@ _RLM_KEYS: dict[str, _Kind] = {
     "interpreter": "str",
     "strict": "bool",
     "max_plugin_errors": "int",
+    "hook_timeout": "float",
     "trace_plugins": "bool",
     "trackers": "names",
     "disable": "names",
@@ -137,6 +139,7 @@ _ENV_KEYS = {
     "RLM_INTERPRETER": "interpreter",
     "RLM_STRICT": "strict",
     "RLM_MAX_PLUGIN_ERRORS": "max_plugin_errors",
+    "RLM_HOOK_TIMEOUT": "hook_timeout",
     "RLM_TRACE_PLUGINS": "trace_plugins",
 }
 

@@ -32,6 +32,16 @@ class PluginHealth:
         self.blocked_reason: str | None = None
         self._lock = threading.Lock()
 
+    def block(self, reason: str) -> None:
+        """Stop calling this plugin for the rest of the process."""
+        with self._lock:
+            if self.blocked_reason is not None:
+                return
+            self.blocked_reason = reason
+        error_log.warning(
+            "plugin %r is blocked for the rest of this process: %s", self.name, reason
+        )
+
     @property
     def errors(self) -> int:
         """Exceptions raised by this plugin so far, over all hooks."""

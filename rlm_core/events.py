@@ -241,6 +241,7 @@ class RunResult(Event):
     duration: float
     error: str | None = None
     problems: tuple[str, ...] = ()
+    plugin_errors: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def tokens(self) -> int:

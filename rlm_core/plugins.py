@@ -15,6 +15,7 @@ import importlib.metadata
 import inspect
 import logging
 import sys
+import time
 import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
@@ -25,8 +26,10 @@ from rlm_core import hookspecs
 from rlm_core.config import Selection, Settings
 from rlm_core.dispatch import HookRelay, PluginHealth, guard, trace_log
 from rlm_core.errors import PluginSelectionError
+from rlm_core.isolation import DISPATCH_MODES, ThreadedDispatch
 
 __all__ = [
+    "DISPATCH_KEY",
     "ENTRY_POINT_GROUP",
     "HOOK_NAMES",
     "PluginManager",
@@ -37,6 +40,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "rlm"
+DISPATCH_KEY = "dispatch"
 HOOK_NAMES: tuple[str, ...] = tuple(
     name
     for name, function in vars(hookspecs).items()
@@ -106,26 +110,46 @@ class PluginManager:
     is logged and counted and never reaches the caller or the other plugins (unless ``strict``).
     """
 
-    def __init__(self, *, strict: bool = False, max_plugin_errors: int = 5, trace: bool = False):
+    def __init__(
+        self,
+        *,
+        strict: bool = False,
+        max_plugin_errors: int = 5,
+        trace: bool = False,
+        hook_timeout: float = 5.0,
+    ):
         self.pluggy = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pluggy.add_hookspecs(hookspecs)
         self.hook = HookRelay(HOOK_NAMES)
         self.strict = strict
         self.max_plugin_errors = max_plugin_errors
         self.trace = trace
+        self.hook_timeout = hook_timeout
         self._plugins: dict[str, object] = {}
         self._health: dict[str, PluginHealth] = {}
+        self._threaded: dict[str, ThreadedDispatch] = {}
         self._statuses: dict[str, PluginStatus] = {}
         if trace:
             _ensure_trace_output()
 
-    def register(self, plugin: object, name: str | None = None) -> str:
+    def register(
+        self, plugin: object, name: str | None = None, *, dispatch: str | None = None
+    ) -> str:
         """Register ``plugin`` (an instance or a module) with every hook implementation guarded.
 
-        Raises :class:`pluggy.PluginValidationError` for an implementation of an unknown hook or
-        with arguments its hook does not have.
+        ``dispatch`` is ``"inline"`` (hooks run on the engine thread) or ``"thread"`` (queued to
+        a worker thread of the plugin's own, see :mod:`rlm_core.isolation`); default: the
+        plugin's ``rlm_dispatch`` attribute, else inline. Raises
+        :class:`pluggy.PluginValidationError` for an implementation of an unknown hook or with
+        arguments its hook does not have.
         """
         name = name or _default_name(plugin)
+        dispatch = dispatch or getattr(plugin, "rlm_dispatch", "inline")
+        if dispatch not in DISPATCH_MODES:
+            raise ValueError(
+                f"plugin {name!r}: dispatch must be one of {', '.join(DISPATCH_MODES)}, "
+                f"got {dispatch!r}"
+            )
         if name in self._plugins:
             raise ValueError(f"a plugin named {name!r} is already registered")
         hooks = implemented_hooks(self.pluggy, plugin)
@@ -137,6 +161,7 @@ class PluginManager:
                 f"(hooks: {', '.join(HOOK_NAMES)})",
             )
         health = PluginHealth(name, self.max_plugin_errors)
+        threaded = None if dispatch == "inline" else ThreadedDispatch(health, self.hook_timeout)
         proxy = types.SimpleNamespace()
         for hook in hooks:
             function = getattr(plugin, hook)
@@ -145,10 +170,14 @@ class PluginManager:
                 guarded: Callable[..., object] = function  # wrappers must stay generators
             else:
                 guarded = guard(function, hook, health, strict=self.strict, trace=self.trace)
+                if threaded is not None:
+                    guarded = threaded.wrap(guarded, hook)
             setattr(proxy, hook, guarded)
         self.pluggy.register(proxy, name)
         self._plugins[name] = plugin
         self._health[name] = health
+        if threaded is not None:
+            self._threaded[name] = threaded
         self._rebind()
         return name
 
@@ -156,6 +185,7 @@ class PluginManager:
         """Remove the plugin registered as ``name`` and return it."""
         self.pluggy.unregister(name=name)
         self._health.pop(name)
+        self._threaded.pop(name, None)
         plugin = self._plugins.pop(name)
         self._rebind()
         return plugin
@@ -167,6 +197,14 @@ class PluginManager:
     def list_name_plugin(self) -> list[tuple[str, object]]:
         """Registered plugins in registration order."""
         return list(self._plugins.items())
+
+    def drain(self) -> None:
+        """Let plugins with threaded dispatch catch up, within one ``hook_timeout`` in all;
+        those that do not are blocked. The engine calls it before building ``run_end``'s result,
+        so the result can say which plugins fell behind."""
+        deadline = time.monotonic() + self.hook_timeout
+        for threaded in list(self._threaded.values()):
+            threaded.drain(max(0.0, deadline - time.monotonic()))
 
     def health(self, name: str) -> PluginHealth:
         """Failure counts and block state of a registered plugin."""
@@ -229,6 +267,7 @@ def get_plugin_manager(
         strict=settings.strict,
         max_plugin_errors=settings.max_plugin_errors,
         trace=settings.trace_plugins,
+        hook_timeout=settings.hook_timeout,
     )
     if entry_points is None:
         entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
@@ -338,6 +377,8 @@ def _construct_and_register(
     if candidate.state != "enabled":
         return
     config = settings.plugin_config(candidate.name)
+    # ``dispatch`` is rlm-core's key in every [plugins.NAME] section, not the plugin's.
+    dispatch = config.pop(DISPATCH_KEY, None)
     loaded = candidate.loaded
     try:
         if inspect.isclass(loaded):
@@ -349,7 +390,7 @@ def _construct_and_register(
             )
         else:
             plugin = loaded
-        manager.register(plugin, candidate.name)
+        manager.register(plugin, candidate.name, dispatch=dispatch)
     except Exception as exc:
         candidate.state = "unavailable"
         candidate.reason = f"failed to start: {type(exc).__name__}: {exc}"

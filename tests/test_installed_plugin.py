@@ -69,6 +69,7 @@ def test_rlm_plugins_lists_the_installed_package(site: Path, tmp_path: Path) -> 
         "reason": None,
         "hooks": ["iteration", "run_end", "run_start"],
         "errors": 0,
+        "last_trouble": None,
     }
 
 

@@ -22,11 +22,16 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rlm_core.plugin_health import read_health
     from rlm_core.plugins import get_plugin_manager
 
     statuses = get_plugin_manager(settings_from(args)).statuses()
+    trouble = read_health()
     if args.json:
-        print(json.dumps([status.to_dict() for status in statuses], indent=2))
+        listing = [
+            status.to_dict() | {"last_trouble": trouble.get(status.name)} for status in statuses
+        ]
+        print(json.dumps(listing, indent=2))
         return EXIT_OK
     if not statuses:
         print("No rlm plugins are installed (entry point group 'rlm').")
@@ -45,6 +50,20 @@ def run(args: argparse.Namespace) -> int:
     for row, status in zip((header, *rows), (None, *statuses), strict=True):
         cells = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
         print(f"{cells}  {row[3]}")
-        if status is not None and status.reason:
+        if status is None:
+            continue
+        if status.reason:
             print(" " * (widths[0] + 2) + f"└ {status.reason}")
+        if status.name in trouble:
+            print(" " * (widths[0] + 2) + f"└ {_describe(trouble[status.name])}")
     return EXIT_OK
+
+
+def _describe(trouble: dict[str, Any]) -> str:
+    """``last trouble in run R at T: 3 errors; blocked: reason``."""
+    parts = [f"{trouble.get('errors', 0)} errors ({trouble.get('total_errors', 0)} in all)"]
+    if trouble.get("blocked"):
+        parts.append(f"blocked: {trouble['blocked']}")
+    return f"last trouble in run {trouble.get('run_id')} at {trouble.get('at')}: " + "; ".join(
+        parts
+    )

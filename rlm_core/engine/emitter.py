@@ -40,6 +40,7 @@ class RunEmitter:
         self.run: RunInfo | None = None
         self._seq = itertools.count()
         self._lock = threading.RLock()
+        self._errors_before = self._plugin_errors()
 
     def start(self, **fields: Any) -> RunInfo:
         """Build the run's :class:`RunInfo` (sequence number 0) and emit ``run_start``."""
@@ -63,6 +64,23 @@ class RunEmitter:
             )
             getattr(self.manager.hook, hook)(run=self.run, **{_PAYLOAD_ARGUMENT[hook]: payload})
             return payload
+
+    def plugin_trouble(self) -> tuple[dict[str, int], dict[str, str]]:
+        """Errors each plugin raised since this run started, and the blocked plugins' reasons."""
+        errors = {
+            name: count - self._errors_before.get(name, 0)
+            for name, count in self._plugin_errors().items()
+            if count > self._errors_before.get(name, 0)
+        }
+        blocked = {
+            status.name: status.reason or "blocked"
+            for status in self.manager.statuses()
+            if status.state == "blocked"
+        }
+        return errors, blocked
+
+    def _plugin_errors(self) -> dict[str, int]:
+        return {status.name: status.errors for status in self.manager.statuses() if status.errors}
 
     def metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
         """Emit ``metrics`` with derived numbers."""

@@ -33,6 +33,7 @@ from rlm_core.events import (
     RunResult,
     utc_now,
 )
+from rlm_core.plugin_health import record_health
 from rlm_core.plugins import PluginManager, get_plugin_manager
 
 __all__ = ["new_run_id", "run"]
@@ -152,6 +153,8 @@ def _run(
         raise
     finally:
         totals = outcome.totals
+        manager.drain()
+        plugin_errors, blocked = emitter.plugin_trouble()
         result = emitter.emit(
             "run_end",
             RunResult,
@@ -165,8 +168,14 @@ def _run(
             completion_tokens=totals.completion_tokens if totals else 0,
             duration=time.perf_counter() - started,
             error=outcome.error,
-            problems=tuple(outcome.problems),
+            problems=(
+                *outcome.problems,
+                *(f"plugin {name} is blocked: {reason}" for name, reason in blocked.items()),
+            ),
+            plugin_errors=plugin_errors,
         )
+        # Once more after run_end, whose own failures the result could not include.
+        record_health(emitter.run_id, *emitter.plugin_trouble())
     assert result is not None  # run_end is always built
     return result
 
