@@ -58,6 +58,7 @@ class MemorySettings:
     retrieve: int = 3
     judge: bool = True
     extract: bool = True
+    timeout: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +129,7 @@ _MEMORY_KEYS: dict[str, _Kind] = {
     "retrieve": "int",
     "judge": "bool",
     "extract": "bool",
+    "timeout": "float",
 }
 # Environment variables that set a plain [rlm] key; RLM_TRACKERS/RLM_DISABLE are selections.
 _ENV_KEYS = {

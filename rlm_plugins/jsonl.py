@@ -248,9 +248,19 @@ class _SharedFile:
 
     def write(self, line: bytes) -> None:
         """Append one complete line with a single write call, so lines never interleave and a
-        killed process leaves whole lines only."""
+        killed process leaves whole lines only.
+
+        An unbuffered file reports a short write (disk full, file size limit) only through the
+        count it returns: that is an error here, since the line is then incomplete.
+        """
+        data = line + b"\n"
         with self.lock:
-            self.file.write(line + b"\n")
+            written = self.file.write(data)
+        if written != len(data):
+            raise OSError(
+                f"jsonl: only {written} of {len(data)} bytes of a line reached {self.file.name} "
+                "(disk full or file size limit?); the log ends with an incomplete line"
+            )
 
 
 class _OpenFiles:

@@ -87,7 +87,7 @@ def run(
     factory = interpreter_factory(settings.interpreter, settings.step_timeout)
     if manager is None:
         manager = get_plugin_manager(settings, plugins=plugins)
-    store = _open_memory(settings)
+    store, problems = _open_memory(settings)
     try:
         return _run(
             question,
@@ -100,6 +100,7 @@ def run(
             parent_run_id,
             tags,
             record,
+            problems,
         )
     finally:
         if store is not None:
@@ -117,6 +118,7 @@ def _run(
     parent_run_id: str | None,
     tags: Mapping[str, str] | None,
     record: str | os.PathLike[str] | None,
+    problems: list[str],
 ) -> RunResult:
     emitter = RunEmitter(manager, new_run_id())
     started = time.perf_counter()
@@ -139,11 +141,11 @@ def _run(
         parent_run_id=parent_run_id,
         tags=dict(tags or {}),
     )
-    outcome = _Outcome(error=load_error)
+    outcome = _Outcome(error=load_error, problems=problems)
     try:
         if loaded is not None:
             memory, memories = (
-                (None, "") if store is None else _recall(store, emitter, info, settings)
+                (None, "") if store is None else _recall(store, emitter, info, settings, outcome)
             )
             _execute(
                 outcome, emitter, settings, lms, factory, loaded, question, record, memory, memories
@@ -224,20 +226,49 @@ def _settings(
     return dataclasses.replace(settings, **overrides)
 
 
-def _open_memory(settings: Settings) -> Any:
-    """The memory store, or None when memory is off; a bad database raises before the run."""
+def _open_memory(settings: Settings) -> tuple[Any, list[str]]:
+    """The memory store (None when memory is off) and the problems met opening it.
+
+    A database that is corrupt or too new is the user's to fix: it raises before the run. One
+    that another process holds locked past the timeout is passing trouble: the run goes on
+    without memory, and says so.
+    """
     if not settings.memory.enabled:
-        return None
+        return None, []
     from rlm_core.memory import MemoryStoreError, SQLiteMemoryStore
 
     try:
-        return SQLiteMemoryStore(settings.memory.path)
+        return SQLiteMemoryStore(settings.memory.path, timeout=settings.memory.timeout), []
     except MemoryStoreError as exc:
+        if "locked" in str(exc):
+            problem = f"memory unavailable, the run went on without it: {exc}"
+            log.warning(problem)
+            return None, [problem]
         raise MemoryStoreError(f"{exc} (run with --no-memory to go on without memory)") from None
 
 
-def _recall(store: Any, emitter: RunEmitter, info: RunInfo, settings: Settings) -> tuple[Any, str]:
-    """Record the run in memory, retrieve strategies for it and emit ``memory_retrieved``."""
+def _recall(
+    store: Any, emitter: RunEmitter, info: RunInfo, settings: Settings, outcome: _Outcome
+) -> tuple[Any, str]:
+    """Record the run in memory, retrieve strategies for it and emit ``memory_retrieved``.
+
+    A store that fails now (e.g. locked by another process) costs the run its memory, not its
+    answer.
+    """
+    from rlm_core.memory import MemoryStoreError
+
+    try:
+        return _recall_from(store, emitter, info, settings)
+    except MemoryStoreError as exc:
+        problem = f"memory unavailable, the run went on without it: {exc}"
+        log.warning("run %s: %s", info.run_id, problem)
+        outcome.problems.append(problem)
+        return None, ""
+
+
+def _recall_from(
+    store: Any, emitter: RunEmitter, info: RunInfo, settings: Settings
+) -> tuple[Any, str]:
     from rlm_core.memory import RunMemory
 
     memory = RunMemory(
@@ -257,6 +288,20 @@ def _recall(store: Any, emitter: RunEmitter, info: RunInfo, settings: Settings) 
         duration=recall.duration,
     )
     return memory, recall.context
+
+
+def _learn_safely(
+    memory: Any, outcome: _Outcome, emitter: RunEmitter, settings: Settings, lms: Any, steps: Any
+) -> None:
+    """:func:`_learn`, with a failing store reported as a problem instead of failing the run."""
+    from rlm_core.memory import MemoryStoreError
+
+    try:
+        _learn(memory, outcome, emitter, settings, lms, steps)
+    except MemoryStoreError as exc:
+        problem = f"memory could not learn from this run: {exc}"
+        log.warning("run %s: %s", emitter.run_id, problem)
+        outcome.problems.append(problem)
 
 
 def _learn(
@@ -366,7 +411,7 @@ def _execute(
             outcome.evidence = _evidence(prediction.evidence)
             outcome.converged = not bridge.totals.fell_back_to_extract
             if memory is not None:
-                _learn(memory, outcome, emitter, settings, lms, list(bridge.steps))
+                _learn_safely(memory, outcome, emitter, settings, lms, list(bridge.steps))
     finally:
         if writer is not None:
             writer.close()
