@@ -33,6 +33,8 @@ import rlm_core
 from rlm_core import hookspecs
 from rlm_core.events import Iteration, Limits, OntologyInfo, RunInfo
 from rlm_core.hookspecs import hookimpl
+
+from _rows import ratio_row, row
 from rlm_core.plugins import PluginManager
 
 PLUGIN_COUNTS = (0, 1, 3, 10)
@@ -251,6 +253,25 @@ def report(variants: list[Variant], iterations: int, repeat: int) -> dict[str, A
             for v in variants
         },
         "ratio_rlm_to_pluggy": {str(count): ratio for count, ratio in ratios.items()},
+        "rows": [
+            row("dispatch, no plugin implements the hook", "us/event", by_key["rlm-0"].samples),
+            *(
+                ratio_row(
+                    f"dispatch vs pluggy, {count} no-op plugin(s)",
+                    by_key[f"rlm-{count}"].samples,
+                    by_key[f"pluggy-{count}"].samples,
+                )
+                for count in PLUGIN_COUNTS[1:]
+            ),
+            *(
+                ratio_row(
+                    f"dispatch vs a plain list of callbacks, {count} no-op plugin(s)",
+                    by_key[f"rlm-{count}"].samples,
+                    by_key[f"list-{count}"].samples,
+                )
+                for count in PLUGIN_COUNTS[1:]
+            ),
+        ],
         "targets": [{"check": text, "pass": ok} for text, ok in checks],
     }
 

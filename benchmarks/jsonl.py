@@ -38,6 +38,8 @@ import structlog
 import rlm_core
 from rlm_core.events import Iteration, Limits, OntologyInfo, RunInfo, RunResult
 from rlm_core.plugins import PluginManager
+
+from _rows import ratio_row, row
 from rlm_plugins.jsonl import JsonlTracker
 
 RATE_TARGET = 150_000
@@ -257,6 +259,10 @@ def report(variants: list[Variant], events: int, repeat: int) -> dict[str, Any]:
             for v in variants
         },
         "ratio_tracker_to_plain": ratio,
+        "rows": [
+            row("jsonl tracker, default fsync", "events/s", tracker.rates),
+            ratio_row("jsonl tracker vs plain orjson + write (rate)", tracker.rates, plain.rates),
+        ],
         "targets": [{"check": text, "pass": ok} for text, ok in checks],
     }
 
