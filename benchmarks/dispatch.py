@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pluggy
+from _rows import ratio_row, row
 
 import rlm_core
 from rlm_core import hookspecs
 from rlm_core.events import Iteration, Limits, OntologyInfo, RunInfo
 from rlm_core.hookspecs import hookimpl
-
-from _rows import ratio_row, row
 from rlm_core.plugins import PluginManager
 
 PLUGIN_COUNTS = (0, 1, 3, 10)

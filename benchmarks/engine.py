@@ -22,10 +22,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from rlm_core import Settings, hookimpl, run
-from rlm_core.testing import scripted_step, write_cassette
-
 from _rows import ratio_row, row
+
+from rlm_core import Settings, hookimpl, run
+from rlm_core.config import MemorySettings
+from rlm_core.testing import scripted_step, write_cassette
 
 ONTOLOGY = Path(__file__).resolve().parents[2] / "shared" / "ontologies" / "prov.ttl"
 ITERATIONS = 20
@@ -79,7 +80,8 @@ def make_cassette(path: Path) -> Path:
 
 
 def one_run(cassette: Path, variant: str, workdir: Path) -> float:
-    settings = Settings(max_iterations=ITERATIONS + 1)
+    # Memory is not a tracker: off in every variant, so the ratios measure observation alone.
+    settings = Settings(max_iterations=ITERATIONS + 1, memory=MemorySettings(enabled=False))
     started = time.perf_counter()
     if variant == "builtin":
         result = run("q", ONTOLOGY, model=f"scripted:{cassette}", config=settings)

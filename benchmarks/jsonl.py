@@ -34,12 +34,11 @@ from typing import Any
 
 import orjson
 import structlog
+from _rows import ratio_row, row
 
 import rlm_core
 from rlm_core.events import Iteration, Limits, OntologyInfo, RunInfo, RunResult
 from rlm_core.plugins import PluginManager
-
-from _rows import ratio_row, row
 from rlm_plugins.jsonl import JsonlTracker
 
 RATE_TARGET = 150_000
