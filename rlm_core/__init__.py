@@ -24,6 +24,7 @@ from rlm_core.events import (
 )
 from rlm_core.hookspecs import hookimpl
 from rlm_core.plugins import PluginManager, get_plugin_manager
+from rlm_core.publish import publish_metrics
 
 __version__ = "0.1.0"
 
@@ -49,5 +50,6 @@ __all__ = [
     "get_plugin_manager",
     "hookimpl",
     "load_settings",
+    "publish_metrics",
     "run",
 ]

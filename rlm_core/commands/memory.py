@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from rlm_core.commands.memory_report import register_report
 from rlm_core.commands.options import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.memory.base import MemoryStats, MemoryUse
@@ -86,6 +87,7 @@ def register(commands: Any) -> None:
     )
     importer.add_argument("file", metavar="FILE", help="the pack to read, or -")
     importer.set_defaults(handler=memory_import)
+    register_report(subcommands)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:

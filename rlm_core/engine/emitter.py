@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from rlm_core.events import Event, RunInfo, utc_now
 from rlm_core.plugins import PluginManager
+from rlm_core.publish import register_run, unregister_run
 
 __all__ = ["RunEmitter"]
 
@@ -48,7 +49,13 @@ class RunEmitter:
             self.run = RunInfo(
                 run_id=self.run_id, seq=next(self._seq), timestamp=utc_now(), **fields
             )
-            self.manager.hook.run_start(run=self.run)
+            # Plugins can publish metrics for this run from now until run_end has returned.
+            register_run(self.run_id, self)
+            try:
+                self.manager.hook.run_start(run=self.run)
+            except BaseException:  # strict mode: the run ends here, so does its registration
+                unregister_run(self.run_id)
+                raise
             return self.run
 
     def emit(self, hook: str, payload_type: type[E], **fields: Any) -> E | None:
@@ -62,7 +69,11 @@ class RunEmitter:
             payload = payload_type(
                 run_id=self.run_id, seq=next(self._seq), timestamp=utc_now(), **fields
             )
-            getattr(self.manager.hook, hook)(run=self.run, **{_PAYLOAD_ARGUMENT[hook]: payload})
+            try:
+                getattr(self.manager.hook, hook)(run=self.run, **{_PAYLOAD_ARGUMENT[hook]: payload})
+            finally:
+                if hook == "run_end":
+                    unregister_run(self.run_id)
             return payload
 
     def plugin_trouble(self) -> tuple[dict[str, int], dict[str, str]]:
