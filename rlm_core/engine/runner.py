@@ -270,6 +270,7 @@ def _recall_from(
     store: Any, emitter: RunEmitter, info: RunInfo, settings: Settings
 ) -> tuple[Any, str]:
     from rlm_core.memory import RunMemory
+    from rlm_core.redact import Redactor
 
     memory = RunMemory(
         store,
@@ -277,6 +278,7 @@ def _recall_from(
         question=info.question,
         ontology=info.ontology.name,
         started_at=info.started_at,
+        redact=Redactor.from_environment().text,
     )
     recall = memory.recall(settings.memory.retrieve)
     emitter.emit(

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from rlm_core.memory.base import AddResult, MemoryStore, RetrievedItem, Verdict
+from rlm_core.memory.base import AddResult, MemoryDraft, MemoryStore, RetrievedItem, Verdict
 from rlm_core.memory.format import format_memories, format_trajectory
 
 __all__ = ["Learning", "Recall", "RunMemory"]
@@ -52,12 +52,16 @@ class RunMemory:
         question: str,
         ontology: str | None,
         started_at: datetime,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.question = question
         self.ontology = ontology
-        store.record_run(run_id, question=question, ontology=ontology, started_at=started_at)
+        self._redact = redact
+        store.record_run(
+            run_id, question=redact(question), ontology=ontology, started_at=started_at
+        )
 
     def recall(self, k: int) -> Recall:
         """The ``k`` best memories for the question (this ontology's and unscoped ones), recorded
@@ -86,6 +90,15 @@ class RunMemory:
         """
         from rlm_core.memory.judge import extract_memories, judge_run
 
+        # Everything kept in the database goes through the redactor: REPL output, answers and
+        # what the LMs wrote may quote secrets from the environment.
+        steps = [
+            {
+                key: self._redact(value) if isinstance(value, str) else value
+                for key, value in step.items()
+            }
+            for step in steps
+        ]
         self.store.record_trajectory(self.run_id, steps)
         text = format_trajectory(steps)
         problems: list[str] = []
@@ -95,6 +108,7 @@ class RunMemory:
                 verdict = judge_run(judge_lm, self.question, answer, sparql, text)
             except Exception as exc:
                 verdict = Verdict(None, f"the judge failed: {type(exc).__name__}: {exc}", None)
+            verdict = dataclasses.replace(verdict, reason=self._redact(verdict.reason))
             if verdict.success is None:
                 problems.append(f"judge: {verdict.reason}")
             self.store.record_judgment(self.run_id, verdict)
@@ -107,5 +121,14 @@ class RunMemory:
             except Exception as exc:
                 problems.append(f"extract: {type(exc).__name__}: {exc}")
             else:
+                drafts = [self._redacted_draft(draft) for draft in drafts]
                 added = self.store.add_memories(drafts, run_id=self.run_id, scope=self.ontology)
         return Learning(verdict, tuple(added), tuple(problems))
+
+    def _redacted_draft(self, draft: MemoryDraft) -> MemoryDraft:
+        return MemoryDraft(
+            title=self._redact(draft.title),
+            description=self._redact(draft.description),
+            content=self._redact(draft.content),
+            tags=tuple(self._redact(tag) for tag in draft.tags),
+        )
