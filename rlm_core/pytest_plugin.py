@@ -31,7 +31,8 @@ def rlm_plugin_manager() -> Callable[..., PluginManager]:
     def make(*plugins: object, strict: bool = True, max_plugin_errors: int = 5) -> PluginManager:
         manager = PluginManager(strict=strict, max_plugin_errors=max_plugin_errors)
         for plugin in plugins:
-            manager.register(plugin)
+            # Inline even for plugins that ask for a thread: exceptions must fail the test.
+            manager.register(plugin, dispatch="inline")
         return manager
 
     return make

@@ -42,13 +42,14 @@ _IDENTITY_KEYS = frozenset(
 
 _SECRET_WORDS = (
     r"api[_-]?key|apikey|access[_-]?key|private[_-]?key|token|secret|passw(?:or)?d"
-    r"|authorization|credential"
+    r"|authorization|credential|cookie"
 )
 _SECRET_KEY = re.compile(_SECRET_WORDS, re.IGNORECASE)
 # Provider key formats, searched inside one run of token characters.
 _PROVIDER_KEY = re.compile(
     r"(?<![A-Za-z0-9])(?:sk-[\w-]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|gh[pousr]_[A-Za-z0-9]{20,}"
-    r"|github_pat_\w{20,}|AKIA[0-9A-Z]{16}|AIza[\w-]{35}|hf_[A-Za-z0-9]{30,})"
+    r"|github_pat_\w{20,}|AKIA[0-9A-Z]{16}|AIza[\w-]{35}|hf_[A-Za-z0-9]{30,}"
+    r"|eyJ[\w-]{10,}\.[\w-]{10,}\.[\w-]{10,})"
 )
 # A key-ish word and a separator just before a long token: ``api_key = "..."``, ``token: ...``.
 _SECRET_WORD_BEFORE = re.compile(
@@ -90,6 +91,22 @@ class Redactor:
     def text(self, value: str) -> str:
         """``value`` with every secret in it replaced by ``[REDACTED]``."""
         return self._redact(value) if self._suspicious(value) else value
+
+    def pair(self, key: str, value: str) -> str:
+        """The value to keep under ``key``: all of it redacted when the key names a secret."""
+        return REDACTED if _is_secret_key(key) else self.text(value)
+
+    def json(self, value: JSONValue, key: str = "") -> JSONValue:
+        """A copy of JSON data with its strings redacted (identity fields and numbers kept)."""
+        if key in _IDENTITY_KEYS:
+            return value
+        if isinstance(value, str):
+            return self.pair(key, value) if key else self.text(value)
+        if isinstance(value, dict):
+            return {name: self.json(item, name) for name, item in value.items()}
+        if isinstance(value, list):
+            return [self.json(item) for item in value]
+        return value
 
     def scrub(self, record: dict[str, JSONValue]) -> list[str]:
         """Clean ``record`` in place; return the paths of the strings that were cut.

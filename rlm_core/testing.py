@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from rlm_core.conformance import Check, ConformanceReport, check_plugin
 from rlm_core.engine.cassette import CASSETTE_VERSION, Response
 from rlm_core.events import (
     Event,
@@ -35,9 +36,12 @@ from rlm_core.hookspecs import hookimpl
 from rlm_core.plugins import ambient_plugins
 
 __all__ = [
+    "Check",
+    "ConformanceReport",
     "HookCall",
     "RecordingPlugin",
     "capture_events",
+    "check_plugin",
     "scripted_extract",
     "scripted_step",
     "scripted_sub",

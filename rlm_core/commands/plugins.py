@@ -19,6 +19,32 @@ def register(commands: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_settings_options(parser)
     parser.set_defaults(handler=run)
+    subcommands = parser.add_subparsers(dest="plugins_command", metavar="SUBCOMMAND")
+    new = subcommands.add_parser(
+        "new",
+        help="create a plugin package to start from",
+        description="Create rlm-NAME/: a package with an 'rlm' entry point, a tracker class "
+        "with the main hooks, tests that use rlm-core's pytest fixtures and the conformance "
+        "kit, and a README. Its tests pass as generated.",
+    )
+    new.add_argument("name", metavar="NAME", help="plugin name, e.g. my_tracker")
+    new.add_argument("--dir", default=".", metavar="DIR", help="where to create it (default: here)")
+    new.set_defaults(handler=new_plugin)
+
+
+def new_plugin(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rlm_core.scaffold import plugin_names, scaffold_plugin
+
+    root = scaffold_plugin(args.name, Path(args.dir))
+    names = plugin_names(args.name)
+    print(f"Created {root}")
+    print("Next:")
+    print(f"  cd {root} && python -m pytest        # its tests pass as generated")
+    print(f"  pip install --no-deps {root}        # installs the '{names.plugin}' entry point")
+    print(f"  rlm demo -t {names.plugin}        # see it receive a run")
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:

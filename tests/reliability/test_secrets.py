@@ -86,8 +86,6 @@ def test_no_byte_of_a_secret_reaches_any_file(workdir: Path) -> None:
 def test_the_runs_own_result_keeps_the_answer_for_the_caller(workdir: Path) -> None:
     """Redaction is for what is written down; the caller gets what the model answered."""
     cassette = leaky_cassette(workdir.parent / f"{workdir.name}-leaky.jsonl")
-    result = run(
-        "q", DEMO_ONTOLOGY, model=f"scripted:{cassette}", trackers=[], config=Settings()
-    )
+    result = run("q", DEMO_ONTOLOGY, model=f"scripted:{cassette}", trackers=[], config=Settings())
     assert result.answer is not None
     assert OPENAI_KEY in result.answer

@@ -1,0 +1,468 @@
+"""The MLflow tracker: one MLflow run per rlm run, with params, step metrics, tags and artifacts.
+
+Hooks run on the engine thread and only build small records for a
+:class:`~rlm_core.delivery.BackgroundDelivery` worker, which makes every MLflow call
+(:mod:`rlm_plugins.mlflow_tracker.writer`). ``run_end`` waits for the worker at most
+``flush_timeout`` seconds; what did not reach MLflow by then is kept in a spool file that
+``rlm replay FILE --to mlflow`` sends later. Importing this module does not import mlflow (it
+only checks that mlflow is installed), so listing plugins stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import logging
+import math
+import re
+import string
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rlm_core import __version__
+from rlm_core.delivery import BackgroundDelivery
+from rlm_core.events import (
+    SCHEMA_VERSION,
+    Event,
+    Iteration,
+    JSONValue,
+    Judgment,
+    LLMCall,
+    MemoryExtraction,
+    MemoryRetrieval,
+    RunInfo,
+    RunResult,
+    ToolCall,
+    utc_now,
+)
+from rlm_core.hookspecs import hookimpl
+from rlm_core.redact import Redactor
+from rlm_plugins.mlflow_tracker.location import (
+    artifact_location_for,
+    is_server,
+    resolve_artifact_location,
+    resolve_tracking_uri,
+)
+from rlm_plugins.mlflow_tracker.records import (
+    Artifact,
+    End,
+    LinkTraces,
+    LogFile,
+    MetricPoint,
+    Record,
+    Start,
+    Values,
+    millis,
+)
+from rlm_plugins.mlflow_tracker.traces import DspyTraces
+from rlm_plugins.mlflow_tracker.writer import MlflowWriter
+
+__all__ = ["MlflowTracker"]
+
+# Checked, not imported: a missing mlflow makes the plugin unavailable, with the install hint.
+if importlib.util.find_spec("mlflow") is None:
+    raise ImportError(
+        "the mlflow tracker needs the mlflow package (pip install 'rlm-core[mlflow]')",
+        name="mlflow",
+    )
+
+
+log = logging.getLogger("rlm.mlflow")
+
+_PLACEHOLDERS = ("run_id", "date", "ontology")
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+# How long the worker waits for the jsonl tracker to finish a log before uploading it.
+JSONL_WAIT = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _MetricsCall:
+    """A ``metrics`` hook call, kept for the spool file (it has no event class)."""
+
+    values: dict[str, float]
+    step: int | None
+    timestamp: datetime
+
+
+@dataclasses.dataclass
+class _RunState:
+    """What the engine thread keeps per run: its events (for the spool) and step counters."""
+
+    run: RunInfo
+    events: list[Event | _MetricsCall]
+    step_llm_calls: int = 0
+    step_prompt_tokens: int = 0
+    step_completion_tokens: int = 0
+    step_tool_calls: int = 0
+    tool_calls: int = 0
+    cost: float | None = None
+
+
+class MlflowTracker:
+    """Logs every rlm run as an MLflow run, off the engine thread.
+
+    :param tracking_uri: where to log; a relative ``sqlite:///`` path is resolved against the
+        working directory when the tracker is built.
+    :param experiment: experiment name, created on first use.
+    :param artifact_location: artifact root when the experiment is created; default
+        ``mlartifacts/`` beside a SQLite store, the server's choice for a tracking server.
+    :param run_name: template with ``{ontology}``, ``{run_id}``, ``{date}``.
+    :param tags: extra tags on every run.
+    :param flush_timeout: seconds ``run_end`` waits for the data to reach MLflow.
+    :param log_traces: turn on MLflow's DSPy autologging during runs (off by default).
+    :param jsonl_path: where the jsonl tracker writes the run's log (same placeholders); it is
+        uploaded as an artifact when it exists.
+    :param spool_dir: where the events of runs that did not reach MLflow are kept.
+    """
+
+    name = "mlflow"
+
+    def __init__(
+        self,
+        tracking_uri: str = "sqlite:///mlflow.db",
+        experiment: str = "rlm",
+        artifact_location: str | None = None,
+        run_name: str = "{ontology}-{run_id}",
+        tags: Mapping[str, str] | None = None,
+        flush_timeout: float = 10.0,
+        log_traces: bool = False,
+        jsonl_path: str = "runs/{run_id}.jsonl",
+        spool_dir: str = "mlflow-spool",
+    ) -> None:
+        cwd = Path.cwd()
+        self.tracking_uri = resolve_tracking_uri(tracking_uri, cwd)
+        _check_str("experiment", experiment)
+        _check_template("run_name", run_name)
+        _check_template("jsonl_path", jsonl_path)
+        _check_str("spool_dir", spool_dir)
+        extra_tags = _check_tags(tags or {})
+        if isinstance(flush_timeout, bool) or not isinstance(flush_timeout, int | float):
+            raise ValueError(f"mlflow: flush_timeout must be a number, got {flush_timeout!r}")
+        if not flush_timeout > 0:
+            raise ValueError(f"mlflow: flush_timeout must be positive, got {flush_timeout!r}")
+        if not isinstance(log_traces, bool):
+            raise ValueError(f"mlflow: log_traces must be true or false, got {log_traces!r}")
+        if artifact_location is not None:
+            _check_str("artifact_location", artifact_location)
+            artifact_location = resolve_artifact_location(artifact_location, cwd)
+        self.experiment = experiment
+        self.flush_timeout = float(flush_timeout)
+        self._run_name = run_name
+        self._cwd = cwd
+        self._jsonl_path = jsonl_path
+        self._spool_dir = cwd / Path(spool_dir).expanduser()
+        self._redactor = Redactor.from_environment()
+        self._writer = MlflowWriter(
+            tracking_uri=self.tracking_uri,
+            experiment=experiment,
+            artifact_location=artifact_location or artifact_location_for(self.tracking_uri),
+            run_name=lambda run: _fill(self._run_name, run, safe=False),
+            tags=extra_tags,
+            redactor=self._redactor,
+            jsonl_wait=JSONL_WAIT,
+        )
+        self._delivery: BackgroundDelivery[Record] = BackgroundDelivery(
+            self._writer.deliver,
+            name="rlm-mlflow",
+            batch_size=500,
+            when_full="drop",
+            exit_timeout=self.flush_timeout,
+            on_drop=self._dropped,
+        )
+        self._traces = (
+            DspyTraces(self.tracking_uri, self._writer, self.flush_timeout) if log_traces else None
+        )
+        self._runs: dict[str, _RunState] = {}
+        self._ended: set[str] = set()
+        self._spooled: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Deliver what is still queued (the JSONL log upload, trace links; at most ``timeout``
+        seconds, default ``flush_timeout``) and stop the worker thread. True when nothing was
+        left behind. Without it, the worker is flushed once at process exit."""
+        return self._delivery.close(self.flush_timeout if timeout is None else timeout)
+
+    def output_location(self, run_id: str) -> str | None:
+        """Where the run went, for ``rlm run`` to print."""
+        spool = self._spooled.get(run_id)
+        if spool is not None:
+            return f"{spool} (MLflow was unreachable; send it with: rlm replay {spool} --to mlflow)"
+        mlflow_id = self._writer.mlflow_ids.get(run_id)
+        if mlflow_id is None:
+            return None
+        if is_server(self.tracking_uri):
+            experiment_id = self._writer.experiment_id
+            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{mlflow_id}"
+        return f"{self.tracking_uri} (experiment {self.experiment!r}, run {mlflow_id})"
+
+    @hookimpl
+    def run_start(self, run: RunInfo) -> None:
+        self._state(run)
+
+    @hookimpl
+    def memory_retrieved(self, run: RunInfo, retrieval: MemoryRetrieval) -> None:
+        self._state(run).events.append(retrieval)
+        at = millis(retrieval.timestamp)
+        self._values(
+            run,
+            ("memory.retrieved", len(retrieval.items), at, 0),
+            ("memory.retrieval_s", retrieval.duration, at, 0),
+        )
+
+    @hookimpl
+    def iteration(self, run: RunInfo, step: Iteration) -> None:
+        state = self._state(run)
+        state.events.append(step)
+        at, index = millis(step.timestamp), step.index
+        self._values(
+            run,
+            ("step.llm_calls", state.step_llm_calls, at, index),
+            ("step.prompt_tokens", state.step_prompt_tokens, at, index),
+            ("step.completion_tokens", state.step_completion_tokens, at, index),
+            ("step.tool_calls", state.step_tool_calls, at, index),
+            ("step.duration_s", step.duration, at, index),
+            ("step.output_chars", len(step.output), at, index),
+            ("step.code_chars", len(step.code), at, index),
+            ("step.error", step.error is not None, at, index),
+        )
+        state.step_llm_calls = state.step_prompt_tokens = state.step_completion_tokens = 0
+        state.step_tool_calls = 0
+
+    @hookimpl
+    def llm_call(self, run: RunInfo, call: LLMCall) -> None:
+        state = self._state(run)
+        state.events.append(call)
+        state.step_llm_calls += 1
+        state.step_prompt_tokens += call.prompt_tokens or 0
+        state.step_completion_tokens += call.completion_tokens or 0
+        if call.cost is not None:
+            state.cost = (state.cost or 0.0) + call.cost
+
+    @hookimpl
+    def tool_call(self, run: RunInfo, call: ToolCall) -> None:
+        state = self._state(run)
+        state.events.append(call)
+        state.step_tool_calls += 1
+        state.tool_calls += 1
+
+    @hookimpl
+    def judgment(self, run: RunInfo, verdict: Judgment) -> None:
+        self._state(run).events.append(verdict)
+        at = millis(verdict.timestamp)
+        points: list[MetricPoint] = []
+        if verdict.success is not None:
+            points.append(("judge.success", float(verdict.success), at, 0))
+        if verdict.confidence is not None:
+            points.append(("judge.confidence", verdict.confidence, at, 0))
+        outcome = {True: "success", False: "failure", None: "unknown"}[verdict.success]
+        self._submit(Values(run.run_id, tuple(points), (("rlm.judgment", outcome),)))
+
+    @hookimpl
+    def memory_extracted(self, run: RunInfo, extraction: MemoryExtraction) -> None:
+        self._state(run).events.append(extraction)
+        at = millis(extraction.timestamp)
+        duplicates = sum(item.duplicate for item in extraction.items)
+        self._values(
+            run,
+            ("memory.extracted", len(extraction.items), at, 0),
+            ("memory.duplicates", duplicates, at, 0),
+        )
+
+    @hookimpl
+    def metrics(self, run: RunInfo, values: Mapping[str, float], step: int | None) -> None:
+        """Published numbers, names as given. The hook carries no timestamp, so the points get
+        the run's start time: a replay then reproduces them exactly."""
+        state = self._state(run)
+        state.events.append(_MetricsCall(dict(values), step, utc_now()))
+        at, index = millis(run.timestamp), step or 0
+        self._values(run, *((name, value, at, index) for name, value in values.items()))
+
+    @hookimpl
+    def run_end(self, run: RunInfo, result: RunResult) -> None:
+        state = self._state(run)
+        state.events.append(result)
+        at = millis(result.timestamp)
+        totals: list[MetricPoint] = [
+            ("iterations", result.iterations, at, 0),
+            ("llm_calls", result.llm_calls, at, 0),
+            ("prompt_tokens", result.prompt_tokens, at, 0),
+            ("completion_tokens", result.completion_tokens, at, 0),
+            ("tokens", result.tokens, at, 0),
+            ("tool_calls", state.tool_calls, at, 0),
+            ("duration_s", result.duration, at, 0),
+            ("converged", float(result.converged), at, 0),
+        ]
+        if state.cost is not None:
+            totals.append(("cost_usd", state.cost, at, 0))
+        tags = [("rlm.converged", str(result.converged).lower())]
+        if result.error:
+            tags.append(("rlm.error", result.error))
+        records: list[Record] = [Values(run.run_id, _points(totals), tuple(tags))]
+        if result.answer is not None:
+            records.append(Artifact(run.run_id, "answer.md", result.answer))
+        if result.sparql:
+            records.append(Artifact(run.run_id, "query.sparql", result.sparql))
+        if result.evidence is not None:
+            evidence = json.dumps(result.evidence, indent=2, ensure_ascii=False)
+            records.append(Artifact(run.run_id, "evidence.json", evidence))
+        records.append(End(run.run_id, _status(result), at))
+        traced = self._traces is not None and self._traces.covers(run.run_id)
+        try:
+            for record in records:
+                self._submit(record)
+            if self._traces is not None:
+                self._traces.end(run.run_id)
+            delivered = self._delivery.flush(self.flush_timeout)
+            reason = self._writer.failures.get(run.run_id)
+            if reason is None and not delivered:
+                reason = f"not delivered within flush_timeout ({self.flush_timeout:g} s)"
+            if reason is not None:
+                self._spool(state, reason)
+            # Not waited for: the jsonl tracker may write its run_end line after this returns,
+            # and MLflow exports traces in the background (seconds, for a long trace).
+            self._submit(LogFile(run.run_id, self._jsonl_file(run)))
+            if traced:
+                self._submit(LinkTraces(run.run_id))
+        finally:
+            with self._lock:
+                self._runs.pop(run.run_id, None)
+                self._ended.add(run.run_id)
+
+    def _state(self, run: RunInfo) -> _RunState:
+        """The run's state; a run first seen now (tracker enabled late) is started first.
+
+        A hook after the run's ``run_end`` (a plugin publishing late) gets a detached state:
+        its values go to the MLflow run as it is, nothing is started again.
+        """
+        state = self._runs.get(run.run_id)
+        if state is not None:
+            return state
+        with self._lock:
+            state = self._runs.get(run.run_id)
+            if state is not None:
+                return state
+            if run.run_id in self._ended:
+                return _RunState(run, [])
+            state = _RunState(run, [run])
+            self._runs[run.run_id] = state
+            self._submit(Start(run))
+        if self._traces is not None:
+            self._traces.start(run.run_id)
+        return state
+
+    def _jsonl_file(self, run: RunInfo) -> Path:
+        return self._cwd / Path(_fill(self._jsonl_path, run, safe=True)).expanduser()
+
+    def _values(self, run: RunInfo, *points: tuple[str, float | int | bool, int, int]) -> None:
+        self._submit(Values(run.run_id, _points(points)))
+
+    def _submit(self, record: Record) -> None:
+        self._delivery.submit(record)
+
+    def _dropped(self, records: list[Record]) -> None:
+        for record in records:
+            self._writer.fail(record.run_id, "the delivery queue was full or closed")
+
+    def _spool(self, state: _RunState, reason: str) -> None:
+        """Write the run's events as a JSONL run log that ``rlm replay`` reads, and say so."""
+        run = state.run
+        path = self._spool_dir / f"{_file_name_safe(run.run_id)}.jsonl"
+        header: dict[str, JSONValue] = {
+            "record": "header",
+            "schema_version": SCHEMA_VERSION,
+            "rlm_core_version": __version__,
+            "run": run.to_dict(),
+        }
+        lines = [header, *(_serialize(event, run.run_id) for event in state.events)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as handle:
+            for line in lines:
+                redacted = self._redactor.json(line)
+                handle.write(json.dumps(redacted, ensure_ascii=False, allow_nan=False) + "\n")
+        self._spooled[run.run_id] = path
+        jsonl = self._jsonl_file(run)
+        also = f" (the jsonl log {jsonl} has them too)" if jsonl.is_file() else ""
+        log.warning(
+            "mlflow: run %s did not fully reach %s (%s); its events are kept in %s%s. "
+            "Send them later with: rlm replay %s --to mlflow",
+            run.run_id,
+            self.tracking_uri,
+            reason,
+            path,
+            also,
+            path,
+        )
+
+
+def _points(points: Any) -> tuple[MetricPoint, ...]:
+    return tuple((key, float(value), at, step) for key, value, at, step in points)
+
+
+def _status(result: RunResult) -> str:
+    """FINISHED only for a converged run; an interrupted run is KILLED, any other FAILED."""
+    if result.converged:
+        return "FINISHED"
+    if result.error and result.error.startswith("KeyboardInterrupt"):
+        return "KILLED"
+    return "FAILED"
+
+
+def _serialize(event: Event | _MetricsCall, run_id: str) -> dict[str, JSONValue]:
+    if isinstance(event, Event):
+        return event.to_dict()
+    return {
+        "event": "metrics",
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "values": {
+            name: value if math.isfinite(value) else None for name, value in event.values.items()
+        },
+        "step": event.step,
+        "timestamp": event.timestamp.isoformat(),
+    }
+
+
+def _fill(template: str, run: RunInfo, *, safe: bool) -> str:
+    clean = _file_name_safe if safe else str
+    return template.format(
+        run_id=clean(run.run_id),
+        date=run.started_at.astimezone(UTC).strftime("%Y-%m-%d"),
+        ontology=clean(run.ontology.name),
+    )
+
+
+def _file_name_safe(value: str) -> str:
+    return _UNSAFE_NAME_CHARS.sub("_", value) or "_"
+
+
+def _check_str(option: str, value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"mlflow: {option} must be a non-empty string, got {value!r}")
+
+
+def _check_template(option: str, template: object) -> None:
+    _check_str(option, template)
+    assert isinstance(template, str)
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"mlflow: {option} template {template!r}: {exc}") from None
+    for _, name, spec, conversion in fields:
+        if name is not None and (name not in _PLACEHOLDERS or spec or conversion):
+            raise ValueError(
+                f"mlflow: {option} template {template!r}: unknown placeholder {{{name}}} "
+                f"(use {', '.join('{' + p + '}' for p in _PLACEHOLDERS)})"
+            )
+
+
+def _check_tags(tags: object) -> dict[str, str]:
+    if not isinstance(tags, Mapping) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in tags.items()
+    ):
+        raise ValueError(f"mlflow: tags must be a table of strings to strings, got {tags!r}")
+    return dict(tags)

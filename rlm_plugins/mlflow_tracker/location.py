@@ -1,0 +1,75 @@
+"""Where the tracker writes: the tracking URI made absolute, the artifact location beside a local
+store, and a quick reachability check for a tracking server.
+
+A relative ``sqlite:///mlflow.db`` is resolved once, when the tracker is built, so a run that
+changes directory (or a worker thread) cannot end up writing to a second store.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+__all__ = [
+    "artifact_location_for",
+    "check_reachable",
+    "is_server",
+    "resolve_artifact_location",
+    "resolve_tracking_uri",
+    "sqlite_path",
+]
+
+_SQLITE = "sqlite:///"
+
+
+def resolve_tracking_uri(uri: str, cwd: Path) -> str:
+    """``uri`` with a relative SQLite path made absolute against ``cwd``."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise ValueError(f"mlflow: tracking_uri must be a non-empty string, got {uri!r}")
+    if uri.startswith(_SQLITE):
+        path = Path(uri[len(_SQLITE) :]).expanduser()
+        if not path.is_absolute():
+            return f"{_SQLITE}{(cwd / path).resolve()}"
+    return uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a SQLite tracking URI, else None."""
+    return Path(uri[len(_SQLITE) :]) if uri.startswith(_SQLITE) else None
+
+
+def artifact_location_for(uri: str) -> str | None:
+    """``mlartifacts/`` beside a SQLite store (as a file URI); None lets a server choose."""
+    database = sqlite_path(uri)
+    return (database.parent / "mlartifacts").as_uri() if database is not None else None
+
+
+def resolve_artifact_location(location: str, cwd: Path) -> str:
+    """A plain path (``./mlartifacts``) as an absolute file URI; URIs (``s3://``, ``file:``)
+    unchanged. MLflow would otherwise resolve a relative path wherever it happens to run."""
+    if "://" in location or location.startswith("file:"):
+        return location
+    return (cwd / Path(location).expanduser()).resolve().as_uri()
+
+
+def is_server(uri: str) -> bool:
+    """Whether ``uri`` names a tracking server (reached over HTTP, with MLflow's long retries)."""
+    return uri.startswith(("http://", "https://"))
+
+
+def check_reachable(uri: str, timeout: float) -> None:
+    """Raise ConnectionError unless the server at ``uri`` answers ``/health`` within ``timeout``.
+
+    MLflow's own client retries a refused connection for minutes; this fails in one attempt.
+    """
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        raise ConnectionError(
+            f"MLflow server {uri} answered /health with HTTP {exc.code}"
+        ) from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConnectionError(f"MLflow server {uri} is unreachable: {reason}") from None
