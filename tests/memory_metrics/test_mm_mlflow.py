@@ -24,10 +24,6 @@ mlflow_tracker = pytest.importorskip(
     "rlm_plugins.mlflow",
     reason="the mlflow tracker is not importable (pip install 'rlm-core[mlflow]')",
 )
-# SQLAlchemy 2.1 deprecates a loader option MLflow 3.17's SQL store still uses; harmless.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"
-)
 
 
 def test_mlflow_records_the_memory_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,12 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_mlf_helpers import PROV_CASSETTE, QUIET, SQLALCHEMY_NOLOAD, free_port, prov_run
+from test_mlf_helpers import PROV_CASSETTE, QUIET, free_port, prov_run
 
 from rlm_core import RunResult, cli, run
 from rlm_plugins.mlflow import MlflowTracker
-
-pytestmark = pytest.mark.filterwarnings(SQLALCHEMY_NOLOAD)
 
 Rlm = Callable[..., int]
 

@@ -26,7 +26,6 @@ PROV_CASSETTE = HERE.parent / "cassettes" / "prov-activity.jsonl"
 PROV_QUESTION = "What is prov:Activity and which properties link it to agents?"
 QUIET = Settings(step_timeout=20.0)
 # SQLAlchemy 2.1 deprecates a loader option MLflow 3.17's SQL store still uses; harmless.
-SQLALCHEMY_NOLOAD = "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"
 SERVER_START_TIMEOUT = 90.0
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from test_mlf_helpers import (
-    SQLALCHEMY_NOLOAD,
     client,
     free_port,
     histories,
@@ -21,7 +20,7 @@ from test_mlf_helpers import (
 
 from rlm_plugins.mlflow import MlflowTracker
 
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings(SQLALCHEMY_NOLOAD)]
+pytestmark = pytest.mark.slow
 
 
 def test_a_run_during_an_outage_is_replayed_later_exactly_once(

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from test_mlf_helpers import (
-    SQLALCHEMY_NOLOAD,
     client,
     free_port,
     histories,
@@ -19,7 +18,7 @@ from test_mlf_helpers import (
 
 from rlm_plugins.mlflow import MlflowTracker
 
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings(SQLALCHEMY_NOLOAD)]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,9 @@ from typing import Any
 
 import dspy
 import pytest
-from test_mlf_helpers import SQLALCHEMY_NOLOAD, client, prov_run, the_run
+from test_mlf_helpers import client, prov_run, the_run
 
 from rlm_plugins.mlflow import MlflowTracker
-
-pytestmark = pytest.mark.filterwarnings(SQLALCHEMY_NOLOAD)
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,6 @@ from test_mlf_helpers import (
     PROV_CASSETTE,
     PROV_QUESTION,
     QUIET,
-    SQLALCHEMY_NOLOAD,
     client,
     emit,
     free_port,
@@ -37,8 +36,6 @@ from rlm_core.config import MemorySettings
 from rlm_core.plugins import get_plugin_manager
 from rlm_plugins.jsonl import JsonlTracker
 from rlm_plugins.mlflow import MlflowTracker
-
-pytestmark = pytest.mark.filterwarnings(SQLALCHEMY_NOLOAD)
 
 
 @pytest.fixture(autouse=True)

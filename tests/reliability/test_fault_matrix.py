@@ -86,6 +86,21 @@ def demo(cell: Path, trackers: tuple[str, ...], hook: str, fault: str) -> tuple[
     return result, time.perf_counter() - started
 
 
+def in_mlflow(cell: Path, result: RunResult) -> tuple[str, dict[str, float]] | None:
+    """The MLflow run of this rlm run: its status and metrics (None: mlflow is not installed)."""
+    store = cell.parent / "mlflow.db"
+    if not store.exists():
+        return None
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    (experiment,) = (e for e in client.search_experiments() if e.name == "rlm")
+    (found,) = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`rlm.run_id` = '{result.run_id}'"
+    )
+    return found.info.status, dict(found.data.metrics)
+
+
 def logged(cell: Path, result: RunResult) -> list[tuple[Any, ...]]:
     """The run's JSONL events, without what differs between two runs of the same cassette."""
     log = read_log(cell / "runs" / f"{result.run_id}.jsonl")
@@ -139,6 +154,14 @@ def test_a_faulty_plugin_changes_nothing_but_its_own_status(
     assert result.answer == clean_result.answer
     assert result.sparql == clean_result.sparql
     assert events == clean_events, "the JSONL tracker missed or reordered events"
+    if "mlflow" in trackers:
+        clean_mlflow, cell_mlflow = in_mlflow(cell, clean_result), in_mlflow(cell, result)
+        assert clean_mlflow is not None
+        assert cell_mlflow is not None
+        assert cell_mlflow[0] == clean_mlflow[0] == "FINISHED"
+        assert set(cell_mlflow[1]) == set(clean_mlflow[1]), "MLflow missed metrics"
+        for name in ("iterations", "llm_calls", "converged"):
+            assert cell_mlflow[1][name] == clean_mlflow[1][name]
     trouble = listing["faulty"]["last_trouble"]
     calls = counts[hook]
 
