@@ -71,3 +71,15 @@ def test_a_renamed_argument_is_caught(tmp_path: Path) -> None:
         "iteration(run, step)", "iteration(run, it)"
     )
     assert documented_hooks(text) != spec_hooks()
+
+
+DOCS = HOOKS_DOC.parent
+
+
+def test_every_snippet_include_names_an_existing_example_file() -> None:
+    """A mangled ``--8<--`` line renders as plain text instead of the file, silently."""
+    for page in DOCS.glob("*.md"):
+        text = page.read_text(encoding="utf-8")
+        assert "--8 <" not in text, f"{page.name} has a mangled snippet include"
+        for path in re.findall(r'^--8<-- "([^"]+)"$', text, flags=re.MULTILINE):
+            assert (DOCS / "examples" / path).is_file(), f"{page.name} includes missing {path}"
