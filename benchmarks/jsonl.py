@@ -135,7 +135,7 @@ def result_for(run_id: str, count: int) -> RunResult:
 
 def tracker_loop(directory: Path, run_id: str, steps: list[Iteration]) -> tuple[int, int]:
     """Through a PluginManager with the JsonlTracker; returns (events ns, run_end ns)."""
-    manager = PluginManager()
+    manager = PluginManager(strict=True)  # a tracker that fails must not look fast
     manager.register(JsonlTracker(path=str(directory / "{run_id}.jsonl")))
     run = run_info(run_id)
     manager.hook.run_start(run=run)
@@ -147,7 +147,11 @@ def tracker_loop(directory: Path, run_id: str, steps: list[Iteration]) -> tuple[
     result = result_for(run_id, len(steps))
     start = time.perf_counter_ns()
     manager.hook.run_end(run=run, result=result)
-    return events, time.perf_counter_ns() - start
+    elapsed = time.perf_counter_ns() - start
+    lines = (directory / f"{run_id}.jsonl").read_bytes().count(b"\n")
+    if lines != len(steps) + 3:  # header, run_start, the steps, run_end
+        raise SystemExit(f"the tracker wrote {lines} lines for {len(steps) + 3} records")
+    return events, elapsed
 
 
 def plain_loop(directory: Path, run_id: str, steps: list[Iteration]) -> tuple[int, int]:

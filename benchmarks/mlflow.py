@@ -40,6 +40,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from _rows import ratio_row, row
+
 from rlm_core import Settings, run
 from rlm_core.config import MemorySettings
 from rlm_core.events import (
@@ -325,8 +327,45 @@ def main() -> None:
             "(target: no worse)"
         )
     if args.json:
+        rows = [row("scripted run, no tracker", "s", [s["wall"] for s in samples["none"]])]
+        targets = []
+        for suffix in ("", "+traces"):
+            label = suffix.strip("+") or "no traces"
+            tracker, direct = samples[f"tracker{suffix}"], samples[f"direct{suffix}"]
+            rows.append(
+                ratio_row(
+                    f"engine-thread time, direct mlflow.log_* vs tracker ({label})",
+                    [s["engine"] for s in direct],
+                    [s["engine"] for s in tracker],
+                )
+            )
+            rows.append(
+                ratio_row(
+                    f"time to durable data, tracker vs direct logging ({label})",
+                    [s["wall"] for s in tracker],
+                    [s["wall"] for s in direct],
+                )
+            )
+            verdict = verdicts[label]
+            targets.append(
+                {
+                    "check": f"{label}: engine-thread time {verdict['engine_ratio']:.1f}x less "
+                    f"than direct logging (>= {ENGINE_RATIO_TARGET:g}x)",
+                    "pass": verdict["engine_ok"],
+                }
+            )
+            targets.append(
+                {
+                    "check": f"{label}: time to durable data no worse than direct logging",
+                    "pass": verdict["durable_ok"],
+                }
+            )
         Path(args.json).write_text(
-            json.dumps({"medians_s": summary, "verdicts": verdicts}, indent=2), encoding="utf-8"
+            json.dumps(
+                {"medians_s": summary, "verdicts": verdicts, "rows": rows, "targets": targets},
+                indent=2,
+            ),
+            encoding="utf-8",
         )
 
 

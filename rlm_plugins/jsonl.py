@@ -26,7 +26,9 @@ import structlog
 
 from rlm_core import __version__
 from rlm_core.events import (
+    EVENT_TYPES,
     SCHEMA_VERSION,
+    Event,
     Iteration,
     JSONValue,
     Judgment,
@@ -44,6 +46,11 @@ from rlm_core.redact import REDACTED, Redactor
 __all__ = ["DEFAULT_PATH", "FSYNC_POLICIES", "REDACTED", "JsonlTracker"]
 
 DEFAULT_PATH = "runs/{run_id}.jsonl"
+# The keys to_dict() puts before an event's fields, as bytes to put before orjson's.
+_PREFIXES = {
+    kind: b'{"event":"%s","schema_version":%d,' % (kind.encode(), SCHEMA_VERSION)
+    for kind in EVENT_TYPES
+}
 FSYNC_POLICIES = ("never", "run_end", "every_event")
 
 _PLACEHOLDERS = ("run_id", "date", "ontology")
@@ -101,27 +108,27 @@ class JsonlTracker:
 
     @hookimpl
     def memory_retrieved(self, run: RunInfo, retrieval: MemoryRetrieval) -> None:
-        self._emit(self._open(run), retrieval.to_dict())
+        self._emit_event(self._open(run), retrieval)
 
     @hookimpl
     def iteration(self, run: RunInfo, step: Iteration) -> None:
-        self._emit(self._open(run), step.to_dict())
+        self._emit_event(self._open(run), step)
 
     @hookimpl
     def llm_call(self, run: RunInfo, call: LLMCall) -> None:
-        self._emit(self._open(run), call.to_dict())
+        self._emit_event(self._open(run), call)
 
     @hookimpl
     def tool_call(self, run: RunInfo, call: ToolCall) -> None:
-        self._emit(self._open(run), call.to_dict())
+        self._emit_event(self._open(run), call)
 
     @hookimpl
     def judgment(self, run: RunInfo, verdict: Judgment) -> None:
-        self._emit(self._open(run), verdict.to_dict())
+        self._emit_event(self._open(run), verdict)
 
     @hookimpl
     def memory_extracted(self, run: RunInfo, extraction: MemoryExtraction) -> None:
-        self._emit(self._open(run), extraction.to_dict())
+        self._emit_event(self._open(run), extraction)
 
     @hookimpl
     def metrics(self, run: RunInfo, values: Mapping[str, float], step: int | None) -> None:
@@ -139,7 +146,7 @@ class JsonlTracker:
     def run_end(self, run: RunInfo, result: RunResult) -> None:
         log = self._open(run)
         try:
-            self._emit(log, result.to_dict())
+            self._emit_event(log, result)
             if self._fsync == "run_end":
                 os.fsync(log.shared.file.fileno())
         finally:
@@ -173,6 +180,23 @@ class JsonlTracker:
             self._runs[run.run_id] = log
             self._locations[run.run_id] = path
             return log
+
+    def _emit_event(self, log: _RunFile, event: Event) -> None:
+        """Write one event as its ``to_dict()`` would serialize.
+
+        orjson serializes the dataclass itself to the same JSON (a test holds them equal), which
+        skips building a dict for the events that need no redaction; the others take the dict.
+        """
+        try:
+            line = _PREFIXES[event.kind] + orjson.dumps(event)[1:]
+        except (orjson.JSONEncodeError, KeyError):
+            line = None
+        if line is not None and self._scrubber.leaves_alone(event.kind, line):
+            log.shared.write(line)
+            if self._fsync == "every_event":
+                os.fsync(log.shared.file.fileno())
+        else:
+            self._emit(log, event.to_dict())
 
     def _emit(self, log: _RunFile, record: dict[str, JSONValue]) -> None:
         truncated = self._scrubber.scrub(record)

@@ -1,0 +1,18 @@
+"""The JSONL tracker serializes clean events straight from the dataclass; the bytes must mean
+exactly what ``to_dict()`` says, for every event the schema allows."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given
+from test_events import any_event
+
+from rlm_core.events import Event, event_from_dict
+from rlm_plugins.jsonl import _PREFIXES
+
+
+@given(any_event)
+def test_the_direct_serialization_equals_to_dict(event: Event) -> None:
+    line = _PREFIXES[event.kind] + orjson.dumps(event)[1:]
+    assert orjson.loads(line) == orjson.loads(orjson.dumps(event.to_dict()))
+    assert event_from_dict(orjson.loads(line)) == event
