@@ -98,6 +98,9 @@ def one_run(cassette: Path, variant: str, workdir: Path) -> float:
     elapsed = time.perf_counter() - started
     if result.iterations != ITERATIONS or not result.converged:
         raise SystemExit(f"benchmark run went wrong: {result}")
+    if variant == "builtin" and (result.plugin_errors or (workdir / "mlflow-spool").exists()):
+        # A tracker that fails would make the built-in variant look cheap.
+        raise SystemExit(f"a built-in tracker failed: {result.plugin_errors or 'mlflow spooled'}")
     return elapsed
 
 

@@ -28,7 +28,7 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dispatch.py", ()),
     ("engine.py", ("--builtin",)),
     ("jsonl.py", ()),
-    ("mlflow.py", ()),
+    ("mlflow_logging.py", ()),
     ("memory.py", ()),
     ("startup.py", ()),
 )

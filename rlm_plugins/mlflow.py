@@ -171,6 +171,8 @@ class MlflowTracker:
             batch_size=500,
             when_full="drop",
             exit_timeout=self.flush_timeout,
+            # Every log_batch is a commit: gather a second's worth (run_end flushes at once).
+            linger=1.0,
             on_drop=self._dropped,
         )
         self._traces = (

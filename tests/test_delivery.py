@@ -383,3 +383,22 @@ def test_interpreter_exit_cannot_hang_on_a_backend_that_never_returns(tmp_path: 
     assert elapsed < 10
     # the items given up at exit are reported, not lost silently
     assert "dropped" in result.stderr
+
+
+def test_linger_gathers_later_items_into_one_batch_and_a_flush_cuts_the_wait() -> None:
+    batches: list[list[int]] = []
+    helper: BackgroundDelivery[int] = BackgroundDelivery(batches.append, linger=30.0)
+    try:
+        helper.submit(0)
+        assert helper.flush(5.0)
+        assert batches == [[0]], "the first batch goes at once"
+        for item in range(1, 11):
+            helper.submit(item)
+        time.sleep(0.2)
+        assert batches == [[0]], "later items wait for the interval to fill up"
+        started = time.monotonic()
+        assert helper.flush(5.0)
+        assert time.monotonic() - started < 2.0
+        assert batches == [[0], list(range(1, 11))]
+    finally:
+        helper.close(1.0)

@@ -1,6 +1,6 @@
 """Engine-thread time of the mlflow tracker vs. direct synchronous MLflow logging, same run.
 
-Run ``python benchmarks/mlflow.py [--repeat N] [--json PATH]``. Every variant does the same
+Run ``python benchmarks/mlflow_logging.py [--repeat N] [--json PATH]``. Every variant does the same
 scripted 20-iteration run over prov.ttl, with one tracker:
 
 * ``tracker``: :class:`rlm_plugins.mlflow.MlflowTracker` (hooks enqueue, a worker logs batches,
@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -265,10 +264,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
     args = parser.parse_args()
-    # This file is named mlflow.py, and running it puts its directory first on sys.path, where it
-    # would shadow the mlflow package: take that entry out before anything imports mlflow.
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != here]
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
