@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rlm_core import RunResult, Settings, run
+from rlm_core.config import MemorySettings
 from rlm_core.plugins import PluginManager
 from rlm_core.runlog import iter_hook_calls, read_log
 from rlm_core.testing import RecordingPlugin, capture_events, scripted_step, write_cassette
@@ -24,7 +25,8 @@ HERE = Path(__file__).resolve().parent
 PROV = HERE.parents[2] / "shared" / "ontologies" / "prov.ttl"
 PROV_CASSETTE = HERE.parent / "cassettes" / "prov-activity.jsonl"
 PROV_QUESTION = "What is prov:Activity and which properties link it to agents?"
-QUIET = Settings(step_timeout=20.0)
+# Memory off: these runs must not leave a memory database in the working directory.
+QUIET = Settings(step_timeout=20.0, memory=MemorySettings(enabled=False))
 # SQLAlchemy 2.1 deprecates a loader option MLflow 3.17's SQL store still uses; harmless.
 SERVER_START_TIMEOUT = 90.0
 
