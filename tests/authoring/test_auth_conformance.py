@@ -74,6 +74,35 @@ def test_the_jsonl_tracker_passes(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("*.jsonl"))) > 5, "every scenario's runs were logged"
 
 
+def test_the_memory_metrics_tracker_passes(tmp_path: Path) -> None:
+    from rlm_plugins.memory_metrics import MemoryMetricsTracker
+
+    tracker = MemoryMetricsTracker(
+        db=str(tmp_path / "memory.db"), state=str(tmp_path / "metrics.db")
+    )
+    check_plugin(tracker).raise_for_failures()
+    assert (tmp_path / "metrics.db").exists(), "it kept its cross-run state"
+
+
+def test_the_mlflow_tracker_passes(tmp_path: Path) -> None:
+    mlflow_plugin = pytest.importorskip("rlm_plugins.mlflow", reason="mlflow is not installed")
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = mlflow_plugin.MlflowTracker(
+        tracking_uri=uri, artifact_location=str(tmp_path / "artifacts"), spool_dir=str(tmp_path)
+    )
+    try:
+        # run_end waits for MLflow, bounded by the tracker's flush_timeout (10 s by default).
+        report = check_plugin(tracker, flush_timeout=30.0, run_end_budget_ms=10_000)
+        report.raise_for_failures()
+    finally:
+        tracker.close(30.0)
+    experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name("rlm")
+    assert experiment is not None
+    assert MlflowClient(tracking_uri=uri).search_runs([experiment.experiment_id])
+
+
 def test_a_plugin_implementing_one_hook_passes() -> None:
     plugin = OnlyRunEnd()
     report = check_plugin(plugin)
