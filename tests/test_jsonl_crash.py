@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_jsonl_helpers import wire_commands
+from test_jsonl_helpers import rlm_main
 
 from rlm_core.events import Iteration, RunInfo
 from rlm_core.runlog import read_log
@@ -40,8 +40,8 @@ CHILD = textwrap.dedent(
 
 
 @pytest.fixture
-def rlm(monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
-    return wire_commands(monkeypatch)
+def rlm() -> Callable[..., int]:
+    return rlm_main
 
 
 @pytest.fixture(scope="module")

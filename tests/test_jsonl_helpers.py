@@ -5,7 +5,7 @@ can select. No tests here."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -274,10 +274,6 @@ def install_replay_trackers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return work
 
 
-def wire_commands(monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
+def rlm_main(*argv: str) -> int:
     """``rlm ARGS...`` in process, through the real ``main``."""
-
-    def main(*argv: str) -> int:
-        return cli.main(list(argv))
-
-    return main
+    return cli.main(list(argv))

@@ -12,7 +12,7 @@ from test_jsonl_helpers import (
     START,
     install_replay_trackers,
     realistic_run,
-    wire_commands,
+    rlm_main,
     write_log,
 )
 
@@ -26,8 +26,8 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def rlm(monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
-    return wire_commands(monkeypatch)
+def rlm() -> Callable[..., int]:
+    return rlm_main
 
 
 def without_time(payload: object) -> object:

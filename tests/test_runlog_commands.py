@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_jsonl_helpers import realistic_run, wire_commands, write_log
+from test_jsonl_helpers import realistic_run, rlm_main, write_log
 
 
 @pytest.fixture
 def rlm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., int]:
     monkeypatch.chdir(tmp_path)
-    return wire_commands(monkeypatch)
+    return rlm_main
 
 
 @pytest.fixture
