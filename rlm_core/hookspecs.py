@@ -10,6 +10,7 @@ hands events to :class:`rlm_core.delivery.BackgroundDelivery` and returns.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 import pluggy
@@ -117,3 +118,22 @@ def run_end(run: RunInfo, result: RunResult) -> None:
     :param result: the answer, SPARQL and evidence, whether the run converged, iteration, LM-call
         and token counts, duration, and the error when the run failed.
     """
+
+
+def _payload_arguments() -> dict[str, str]:
+    """Hook name -> the keyword its one payload is passed as (``iteration`` -> ``step``).
+
+    Read from the specifications above, so emitting and replaying code cannot drift from them.
+    ``run_start`` (the run is its payload) and ``metrics`` (values and step) are not in it.
+    """
+    found = {}
+    for name, function in list(globals().items()):
+        if not (inspect.isfunction(function) and hasattr(function, f"{PROJECT_NAME}_spec")):
+            continue
+        others = [arg for arg in inspect.signature(function).parameters if arg != "run"]
+        if len(others) == 1:
+            found[name] = others[0]
+    return found
+
+
+PAYLOAD_ARGUMENTS: Mapping[str, str] = _payload_arguments()

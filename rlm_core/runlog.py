@@ -23,6 +23,7 @@ from rlm_core.events import (
     RunInfo,
     event_from_dict,
 )
+from rlm_core.hookspecs import PAYLOAD_ARGUMENTS
 
 __all__ = [
     "DEFAULT_LOG_DIR",
@@ -40,16 +41,6 @@ __all__ = [
 
 DEFAULT_LOG_DIR = "runs"
 
-# The keyword argument each hook receives its payload as (``run_start`` gets ``run`` only).
-_PAYLOAD_ARGUMENT = {
-    "memory_retrieved": "retrieval",
-    "iteration": "step",
-    "llm_call": "call",
-    "tool_call": "call",
-    "judgment": "verdict",
-    "memory_extracted": "extraction",
-    "run_end": "result",
-}
 _E = TypeVar("_E", bound="Event | MetricsPoint")
 _HEADER_PREFIXES = (b'{"record":"header"', b'{"event":"run_start"')
 
@@ -284,7 +275,7 @@ def iter_hook_calls(log: RunLog, run_id: str | None = None) -> Iterator[tuple[st
         if isinstance(payload, MetricsPoint):
             yield "metrics", {"run": run, "values": dict(payload.values), "step": payload.step}
         else:
-            yield payload.kind, {"run": run, _PAYLOAD_ARGUMENT[payload.kind]: payload}
+            yield payload.kind, {"run": run, PAYLOAD_ARGUMENTS[payload.kind]: payload}
 
 
 def find_logs(directory: str | Path = DEFAULT_LOG_DIR) -> list[Path]:

@@ -13,23 +13,13 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from rlm_core.events import Event, RunInfo, utc_now
+from rlm_core.hookspecs import PAYLOAD_ARGUMENTS
 from rlm_core.plugins import PluginManager
 from rlm_core.publish import register_run, unregister_run
 
 __all__ = ["RunEmitter"]
 
 E = TypeVar("E", bound=Event)
-
-# hook name -> (payload class's kind, keyword the payload is passed as)
-_PAYLOAD_ARGUMENT = {
-    "memory_retrieved": "retrieval",
-    "iteration": "step",
-    "llm_call": "call",
-    "tool_call": "call",
-    "judgment": "verdict",
-    "memory_extracted": "extraction",
-    "run_end": "result",
-}
 
 
 class RunEmitter:
@@ -70,7 +60,7 @@ class RunEmitter:
                 run_id=self.run_id, seq=next(self._seq), timestamp=utc_now(), **fields
             )
             try:
-                getattr(self.manager.hook, hook)(run=self.run, **{_PAYLOAD_ARGUMENT[hook]: payload})
+                getattr(self.manager.hook, hook)(run=self.run, **{PAYLOAD_ARGUMENTS[hook]: payload})
             finally:
                 if hook == "run_end":
                     unregister_run(self.run_id)
