@@ -40,13 +40,13 @@ from rlm_core.events import (
     utc_now,
 )
 from rlm_core.hookspecs import hookimpl
-from rlm_core.redact import Redactor
-from rlm_plugins.mlflow_tracker.location import (
+from rlm_core.mlflow_location import (
     artifact_location_for,
     is_server,
     resolve_artifact_location,
     resolve_tracking_uri,
 )
+from rlm_core.redact import Redactor
 from rlm_plugins.mlflow_tracker.records import (
     Artifact,
     End,

@@ -11,8 +11,6 @@ import argparse
 import csv
 import json
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 from rlm_core.commands.options import EXIT_OK, EXIT_USAGE
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.errors import RLMError
+from rlm_core.mlflow_location import check_reachable, is_server, sqlite_path
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "rlm"
@@ -214,29 +213,20 @@ def _client(args: argparse.Namespace) -> Any:
     """A client for the store, once it is known to be there (MLflow would create an empty
     SQLite store, or retry a dead server for minutes)."""
     uri = _tracking_uri(args)
-    if uri.startswith("sqlite:///"):
-        database = Path(uri[len("sqlite:///") :]).expanduser()
-        if not database.is_file():
-            raise MlflowCommandError(
-                f"no MLflow store at {database.resolve()} (nothing tracked there yet; "
-                "pass --tracking-uri or set [plugins.mlflow] tracking_uri)"
-            )
-    elif uri.startswith(("http://", "https://")):
-        _check_reachable(uri)
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
+        raise MlflowCommandError(
+            f"no MLflow store at {database.resolve()} (nothing tracked there yet; "
+            "pass --tracking-uri or set [plugins.mlflow] tracking_uri)"
+        )
+    if is_server(uri):
+        try:
+            check_reachable(uri, _HEALTH_TIMEOUT)
+        except ConnectionError as exc:
+            raise MlflowCommandError(str(exc)) from None
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
-
-
-def _check_reachable(uri: str) -> None:
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=_HEALTH_TIMEOUT) as reply:
-            reply.read()
-    except urllib.error.HTTPError as exc:
-        raise MlflowCommandError(f"MLflow server {uri} answered HTTP {exc.code}") from None
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise MlflowCommandError(f"MLflow server {uri} is unreachable: {reason}") from None
 
 
 def _call(request: Callable[[], Any]) -> Any:

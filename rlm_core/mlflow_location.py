@@ -1,5 +1,7 @@
-"""Where the tracker writes: the tracking URI made absolute, the artifact location beside a local
-store, and a quick reachability check for a tracking server.
+"""MLflow tracking URIs, for the MLflow tracker and ``rlm mlflow`` alike: the URI made absolute,
+the artifact location beside a local store, and a quick reachability check for a server.
+
+No MLflow import here: this is string and path handling, and one HTTP GET.
 
 A relative ``sqlite:///mlflow.db`` is resolved once, when the tracker is built, so a run that
 changes directory (or a worker thread) cannot end up writing to a second store.
