@@ -155,7 +155,7 @@ def test_show_lists_problems_with_file_and_line(
     ("argument", "message"),
     [
         ("no-such-run", "no run 'no-such-run': it is not a file, and no log under runs/ has "
-         "that run id"),
+         "a run id that starts with it"),
         ("runs/missing.jsonl", "runs/missing.jsonl: no such file"),
         ("runs/garbage.jsonl", "runs/garbage.jsonl: not an rlm run log (not valid JSON: "
          "Expecting property name enclosed in double quotes at column 2)"),
