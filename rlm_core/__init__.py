@@ -20,6 +20,7 @@ from rlm_core.events import (
     MemoryRetrieval,
     RunInfo,
     RunResult,
+    Setup,
     ToolCall,
     event_from_dict,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "RunInfo",
     "RunResult",
     "Settings",
+    "Setup",
     "ToolCall",
     "__version__",
     "event_from_dict",
