@@ -13,6 +13,7 @@ from rlm_core.commands.options import (
     add_settings_options,
     settings_from,
 )
+from rlm_core.config import INTERPRETERS
 from rlm_core.errors import ConfigError
 from rlm_core.events import RunResult
 
@@ -36,6 +37,12 @@ def register(commands: Any) -> None:
     run_parser.add_argument("--max-iterations", type=int, metavar="N")
     run_parser.add_argument("--max-llm-calls", type=int, metavar="N")
     run_parser.add_argument("--record", metavar="PATH", help="write the LM responses to a cassette")
+    run_parser.add_argument(
+        "--interpreter",
+        choices=INTERPRETERS,
+        help="where LM-written code runs: 'local' (a subprocess with your files and network, "
+        "not a sandbox) or 'deno' (Pyodide in Deno's sandbox; needs deno on PATH)",
+    )
     _add_output_options(run_parser)
     run_parser.set_defaults(handler=_run)
 

@@ -19,11 +19,28 @@ from typing import Any
 from dspy.primitives.code_interpreter import CodeExecutionError, CodeInterpreterError
 from dspy.primitives.local_interpreter import LocalInterpreter
 
+from rlm_core.config import INTERPRETERS
 from rlm_core.errors import ConfigError
 
-__all__ = ["INTERPRETERS", "BoundedInterpreter", "interpreter_factory"]
+__all__ = ["BoundedInterpreter", "interpreter_factory", "sandbox_notice"]
 
-INTERPRETERS = ("local", "deno")
+_NOT_A_SANDBOX = (
+    "rlm: note: LM-written code runs in a local subprocess with your files, environment and "
+    "network (not a sandbox); to isolate it, use --interpreter deno or "
+    'interpreter = "deno" in rlm.toml'
+)
+
+
+def sandbox_notice(kind: str, model: str) -> str | None:
+    """The one-line notice for a live model's code running locally; None for replays and Deno.
+
+    A replayed cassette runs code someone already saw, so only live models get the notice.
+    """
+    from rlm_core.engine.lm import SCRIPTED_PREFIX
+
+    if kind != "local" or model.startswith(SCRIPTED_PREFIX):
+        return None
+    return _NOT_A_SANDBOX
 
 
 class _KeywordToolsInterpreter(LocalInterpreter):  # type: ignore[misc]

@@ -2,9 +2,10 @@
 
 The order is fixed by the hook contract: ``run_start`` before the first LM call, one
 ``iteration`` per REPL step with ``llm_call`` and ``tool_call`` as they happen, and ``run_end``
-always, like ``finally``. Problems of the user's making that are known before the run starts (no
-model, a missing API key, a bad config) raise; anything that goes wrong once the run has started
-ends up in ``RunResult.error``.
+always, like ``finally``. Problems of the user's making that are known before the run starts (a
+blank question, an ontology file that is missing or cannot be parsed, no model, a missing API
+key, a bad config) raise before any plugin hears of the run; anything that goes wrong once the
+run has started ends up in ``RunResult.error``.
 
 DSPy and rdflib are imported inside :func:`run`, so importing ``rlm_core`` stays cheap.
 """
@@ -22,6 +23,7 @@ from typing import Any
 
 from rlm_core.config import CliOptions, Selection, Settings, load_settings
 from rlm_core.engine.emitter import RunEmitter
+from rlm_core.errors import UsageError
 from rlm_core.events import (
     JSONValue,
     Judgment,
@@ -76,22 +78,28 @@ def run(
     :param record: write every LM response of this run to a cassette at this path.
     :param manager: emit to this plugin manager instead of one built from the settings (whose
         tracker selection, ``trackers`` and ``plugins`` are then not used).
-    :raises rlm_core.RLMError: the run cannot start (no model, missing API key, bad config, a
-        memory database that cannot be opened).
+    :raises rlm_core.RLMError: the run cannot start (a blank question, an ontology that cannot be
+        loaded, no model, missing API key, bad config, a memory database that cannot be opened).
     """
+    if not isinstance(question, str) or not question.strip():
+        raise UsageError("the question is empty; say what to ask about the ontology")
+    loaded = _load(Path(ontology))
     settings = _settings(config, model, sub_model, max_iterations, max_llm_calls, trackers, memory)
-    from rlm_core.engine.interpreter import interpreter_factory
+    from rlm_core.engine.interpreter import interpreter_factory, sandbox_notice
     from rlm_core.engine.lm import build_language_models
 
     lms = build_language_models(settings.model, settings.sub_model)
     factory = interpreter_factory(settings.interpreter, settings.step_timeout)
+    notice = sandbox_notice(settings.interpreter, lms.root_name)
+    if notice:
+        log.warning(notice)
     if manager is None:
         manager = get_plugin_manager(settings, plugins=plugins)
     store, problems = _open_memory(settings)
     try:
         return _run(
             question,
-            Path(ontology),
+            loaded,
             settings,
             lms,
             factory,
@@ -109,7 +117,7 @@ def run(
 
 def _run(
     question: str,
-    path: Path,
+    loaded: Any,
     settings: Settings,
     lms: Any,
     factory: Any,
@@ -122,14 +130,9 @@ def _run(
 ) -> RunResult:
     emitter = RunEmitter(manager, new_run_id())
     started = time.perf_counter()
-    loaded, load_error = _load(path)
     info = emitter.start(
         question=question,
-        ontology=OntologyInfo(
-            name=loaded.name if loaded else path.name.split(".")[0],
-            path=str(path.resolve()),
-            triples=loaded.triples if loaded else 0,
-        ),
+        ontology=OntologyInfo(name=loaded.name, path=loaded.path, triples=loaded.triples),
         model=lms.root_name,
         sub_model=lms.sub_name if lms.sub_name != lms.root_name else None,
         limits=Limits(
@@ -141,15 +144,14 @@ def _run(
         parent_run_id=parent_run_id,
         tags=dict(tags or {}),
     )
-    outcome = _Outcome(error=load_error, problems=problems)
+    outcome = _Outcome(problems=problems)
     try:
-        if loaded is not None:
-            memory, memories = (
-                (None, "") if store is None else _recall(store, emitter, info, settings, outcome)
-            )
-            _execute(
-                outcome, emitter, settings, lms, factory, loaded, question, record, memory, memories
-            )
+        memory, memories = (
+            (None, "") if store is None else _recall(store, emitter, info, settings, outcome)
+        )
+        _execute(
+            outcome, emitter, settings, lms, factory, loaded, question, record, memory, memories
+        )
     except BaseException as exc:  # KeyboardInterrupt too: run_end still fires, then re-raise
         outcome.error = f"{type(exc).__name__}: {exc}"
         raise
@@ -342,13 +344,11 @@ def _learn(
     outcome.problems.extend(f"memory {problem}" for problem in learning.problems)
 
 
-def _load(path: Path) -> tuple[Any, str | None]:
-    from rlm_core.ontology import OntologyError, load_ontology
+def _load(path: Path) -> Any:
+    """The loaded ontology; :class:`~rlm_core.ontology.OntologyError` (a usage error) if not."""
+    from rlm_core.ontology import load_ontology
 
-    try:
-        return load_ontology(path), None
-    except OntologyError as exc:
-        return None, f"OntologyError: {exc}"
+    return load_ontology(path)
 
 
 def _execute(
