@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 from rlm_core.cli import main
-from rlm_core.demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 
 BAD_FLOATS = {"inf": "inf", "-inf": "-inf", "nan": "nan", "negative": "-1.5", "zero": "0"}
 RUN = ["run", DEMO_QUESTION, "--ontology", str(DEMO_ONTOLOGY), "--lm", f"scripted:{DEMO_CASSETTE}"]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rlm_core.demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
+from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 
 BIN = Path(sys.executable).parent
 NOTICE = "rlm: note: LM-written code runs in a local subprocess"

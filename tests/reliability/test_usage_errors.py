@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 from rlm_core.cli import main
-from rlm_core.demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 
 
 def _missing(directory: Path) -> Path:
