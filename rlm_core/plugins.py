@@ -317,7 +317,9 @@ def _load(entry_points: Iterable[importlib.metadata.EntryPoint]) -> dict[str, _C
             continue
         try:
             candidate.loaded = entry_point.load()
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a module that calls sys.exit on import too
             candidate.state = "unavailable"
             candidate.reason = (
                 f"import failed: {type(exc).__name__}: {exc}{_install_hint(candidate, exc)}"
@@ -326,7 +328,7 @@ def _load(entry_points: Iterable[importlib.metadata.EntryPoint]) -> dict[str, _C
     return candidates
 
 
-def _install_hint(candidate: _Candidate, exc: Exception) -> str:
+def _install_hint(candidate: _Candidate, exc: BaseException) -> str:
     if not isinstance(exc, ImportError):
         return ""
     if candidate.distribution == _DISTRIBUTION and candidate.name in _EXTRAS:
@@ -392,7 +394,9 @@ def _construct_and_register(
         else:
             plugin = loaded
         manager.register(plugin, candidate.name, dispatch=dispatch)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a constructor that calls sys.exit too
         candidate.state = "unavailable"
         candidate.reason = f"failed to start: {type(exc).__name__}: {exc}"
         logging.getLogger("rlm.plugins").warning(
