@@ -1,8 +1,8 @@
 """Fault injection: a third-party plugin misbehaves in each hook in each way; nothing else suffers.
 
 For every hook x {raises, calls sys.exit, hangs past its budget, is slow, returns garbage}, a real
-scripted run with the built-in trackers beside the faulty plugin must end with the clean run's answer, the
-JSONL log must hold the clean run's events, and the faulty plugin's trouble must show in the
+scripted run with the built-in trackers beside the faulty plugin must end with the clean run's
+answer, the JSONL log must hold the clean run's events, and the faulty plugin's trouble must show in the
 run's result and in ``rlm plugins``.
 """
 
