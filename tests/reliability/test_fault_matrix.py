@@ -2,8 +2,8 @@
 
 For every hook x {raises, calls sys.exit, hangs past its budget, is slow, returns garbage}, a real
 scripted run with the built-in trackers beside the faulty plugin must end with the clean run's
-answer, the JSONL log must hold the clean run's events, and the faulty plugin's trouble must show in the
-run's result and in ``rlm plugins``.
+answer, the JSONL log must hold the clean run's events, and the faulty plugin's trouble must show
+in the run's result and in ``rlm plugins``.
 """
 
 from __future__ import annotations
