@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rlm_core._termination import sigterm_ends_runs
 from rlm_core.commands.options import (
     EXIT_OK,
     EXIT_RUN_FAILED,
@@ -92,15 +93,16 @@ def _execute(args: argparse.Namespace, question: str, ontology: Path, record: st
 
         extra.append(ProgressLine())
     manager = get_plugin_manager(settings, plugins=extra)
-    result = run(
-        question,
-        ontology,
-        config=settings,
-        memory=False if args.no_memory else None,
-        tags=tags,
-        record=record,
-        manager=manager,
-    )
+    with sigterm_ends_runs():
+        result = run(
+            question,
+            ontology,
+            config=settings,
+            memory=False if args.no_memory else None,
+            tags=tags,
+            record=record,
+            manager=manager,
+        )
     if args.json:
         import orjson
 
