@@ -50,6 +50,11 @@ def _querying_step(marker: Path) -> str:
     )
 
 
+def _options(cassette: Path) -> list[str]:
+    model = f"scripted:{cassette}"
+    return ["--ontology", str(DEMO_ONTOLOGY), "--lm", model, "-t", "jsonl", "--no-memory"]
+
+
 def _alive(pid: int) -> bool:
     """Running, and not a zombie waiting for a parent that does not reap it."""
     try:
@@ -85,8 +90,7 @@ def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, Path]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
     env["RLM_STEP_TIMEOUT"] = "600"
     process = subprocess.Popen(
-        [RLM, "run", "Spin?", "--ontology", str(DEMO_ONTOLOGY), "--lm", f"scripted:{cassette}"]
-        + ["-t", "jsonl", "--no-memory"],
+        [RLM, "run", "Spin?", *_options(cassette)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -146,8 +150,7 @@ def test_ctrl_c_works_while_a_catastrophic_regex_runs(tmp_path: Path) -> None:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
     process = subprocess.Popen(
-        [RLM, "run", "Match?", "--ontology", str(DEMO_ONTOLOGY), "--lm", f"scripted:{cassette}"]
-        + ["-t", "jsonl", "--no-memory"],
+        [RLM, "run", "Match?", *_options(cassette)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
