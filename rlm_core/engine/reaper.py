@@ -11,7 +11,6 @@ kills those groups and exits.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
 
@@ -34,7 +33,7 @@ for group in groups:
 """
 
 _lock = threading.Lock()
-_watcher: subprocess.Popen[str] | None = None
+_pipe: int | None = None  # the write end of the watcher's stdin; None until it is needed
 
 
 def watch_group(group: int) -> None:
@@ -48,25 +47,43 @@ def forget_group(group: int) -> None:
 
 
 def _tell(line: str) -> None:
-    global _watcher
+    global _pipe
     if os.name != "posix":  # no process groups to kill
         return
     with _lock:
-        if _watcher is None or _watcher.poll() is not None:
-            try:
-                _watcher = subprocess.Popen(
-                    [sys.executable, "-I", "-S", "-c", _WATCHER],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,  # Ctrl-C in the terminal is for rlm, not for it
-                    text=True,
-                )
-            except OSError:
-                return  # no watcher: workers are still ended on every exit but SIGKILL
-        assert _watcher.stdin is not None
+        if _pipe is None:
+            _pipe = _start_watcher()
+        if _pipe is None:
+            return  # no watcher: workers still end on every exit but SIGKILL
         try:
-            _watcher.stdin.write(line + "\n")
-            _watcher.stdin.flush()
-        except OSError:
-            _watcher = None
+            os.write(_pipe, (line + "\n").encode("ascii"))
+        except OSError:  # the watcher died; start another one next time
+            os.close(_pipe)
+            _pipe = None
+
+
+def _start_watcher() -> int | None:
+    """Spawn the watcher in a session of its own (Ctrl-C in the terminal is for rlm, not for it).
+
+    Spawned without a ``Popen`` object: it outlives every reference this process holds to it,
+    by design, and its pipe's write end (close-on-exec) stays in this process alone.
+    """
+    read_end, write_end = os.pipe()
+    try:
+        os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-I", "-S", "-c", _WATCHER],
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, read_end, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+            ],
+            setsid=True,
+        )
+    except OSError:
+        os.close(write_end)
+        return None
+    finally:
+        os.close(read_end)
+    return write_end
