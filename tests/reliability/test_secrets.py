@@ -130,3 +130,32 @@ def test_a_secret_printed_in_escaped_form_is_redacted_in_every_file(
     for path in written:
         # Every escaped form starts with the same characters: none may be left anywhere.
         assert b"Tr0ub4dor" not in path.read_bytes(), f"an escaped password leaked into {path}"
+
+
+def test_a_recorded_cassette_holds_no_secret(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``rlm run --record`` writes what the model said, redacted: a cassette is made to share."""
+    from rlm_core.cli import main
+
+    cassette = leaky_cassette(workdir.parent / f"{workdir.name}-leaky.jsonl")
+    recorded = workdir / "recorded.jsonl"
+    code = main(
+        [
+            "run",
+            "What is in the environment?",
+            "--ontology",
+            str(DEMO_ONTOLOGY),
+            "--lm",
+            f"scripted:{cassette}",
+            "--record",
+            str(recorded),
+            "--no-trackers",
+        ]
+    )
+    capsys.readouterr()
+    assert code == 0
+    data = recorded.read_bytes()
+    assert b"[REDACTED]" in data
+    for secret in (OPENAI_KEY, CONFIG_TOKEN, PLAIN_SECRET):
+        assert secret.encode() not in data, f"{secret[:8]}… leaked into the cassette"
