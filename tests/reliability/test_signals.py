@@ -50,9 +50,9 @@ def _querying_step(marker: Path) -> str:
     )
 
 
-def _options(cassette: Path) -> list[str]:
+def _options(cassette: Path, trackers: tuple[str, ...] = ("-t", "jsonl")) -> list[str]:
     model = f"scripted:{cassette}"
-    return ["--ontology", str(DEMO_ONTOLOGY), "--lm", model, "-t", "jsonl", "--no-memory"]
+    return ["--ontology", str(DEMO_ONTOLOGY), "--lm", model, *trackers, "--no-memory"]
 
 
 def _alive(pid: int) -> bool:
@@ -80,9 +80,14 @@ def _wait_until_gone(pids: list[int]) -> list[int]:
     return [pid for pid in pids if _alive(pid)]
 
 
-@pytest.fixture
-def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
-    """``rlm run`` whose first step starts ``sleep 120`` and spins; the pid file says when."""
+@pytest.fixture(params=[("-t", "jsonl")], ids=["jsonl"])
+def started(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
+    """``rlm run`` whose first step starts ``sleep 120`` and spins; the pid file says when.
+
+    ``request.param``: the tracker options (the default: every available built-in tracker).
+    """
     pid_file = tmp_path / "pids"
     cassette = write_cassette(
         tmp_path / "spin.jsonl", [scripted_step("Spin.", _spinning_step(pid_file))]
@@ -90,7 +95,7 @@ def started(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, Path]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
     env["RLM_STEP_TIMEOUT"] = "600"
     process = subprocess.Popen(
-        [RLM, "run", "Spin?", *_options(cassette)],
+        [RLM, "run", "Spin?", *_options(cassette, request.param)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -117,6 +122,7 @@ def _run_end(workdir: Path) -> RunResult:
     return last
 
 
+@pytest.mark.parametrize("started", [("-t", "jsonl"), ()], ids=["jsonl", "builtins"], indirect=True)
 def test_sigterm_ends_the_run_like_ctrl_c_and_ends_what_the_repl_started(
     started: tuple[subprocess.Popen[str], Path, Path],
 ) -> None:
