@@ -8,18 +8,18 @@ each run's events one at a time and in sequence order.
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from rlm_core.events import Event, RunInfo, RunResult, utc_now
 from rlm_core.hookspecs import PAYLOAD_ARGUMENTS
+from rlm_core.logs import get_logger
 from rlm_core.plugins import PluginManager
 
 __all__ = ["RunEmitter"]
 
-_log = logging.getLogger("rlm.engine")
+_log = get_logger("rlm.engine")
 
 E = TypeVar("E", bound=Event)
 
