@@ -26,7 +26,7 @@ from rlm_core.errors import ConfigError
 __all__ = ["BoundedInterpreter", "interpreter_factory", "sandbox_notice"]
 
 _NOT_A_SANDBOX = (
-    "rlm: note: LM-written code runs in a local subprocess with your files, environment and "
+    "note: LM-written code runs in a local subprocess with your files, environment and "
     "network (not a sandbox); to isolate it, use --interpreter deno or "
     'interpreter = "deno" in rlm.toml'
 )

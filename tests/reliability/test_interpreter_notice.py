@@ -15,7 +15,7 @@ from pathlib import Path
 from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 
 BIN = Path(sys.executable).parent
-NOTICE = "rlm: note: LM-written code runs in a local subprocess"
+NOTICE = "note: LM-written code runs in a local subprocess"
 
 
 def rlm(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -39,8 +39,9 @@ def test_a_live_run_with_the_local_interpreter_says_it_is_not_a_sandbox(tmp_path
         cwd=tmp_path,
         env=offline,
     )
-    notices = [line for line in done.stderr.splitlines() if line.startswith(NOTICE)]
+    notices = [line for line in done.stderr.splitlines() if NOTICE in line]
     assert len(notices) == 1, done.stderr
+    assert notices[0].startswith("rlm: ")
     assert "not a sandbox" in notices[0]
     assert "--interpreter deno" in notices[0]
 
