@@ -32,6 +32,7 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("mlflow_logging.py", ()),
     ("memory.py", ()),
     ("startup.py", ()),
+    ("sparql.py", ()),
 )
 VERSIONED = ("rlm-core", "pluggy", "dspy", "rdflib", "structlog", "orjson", "mlflow")
 

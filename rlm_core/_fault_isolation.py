@@ -2,7 +2,8 @@
 
 pluggy stops a hook call at the first implementation that raises. Trackers must not take each
 other (or the run) down, so every implementation is registered through :func:`guard`, a thin
-wrapper that catches, counts and logs its exceptions and blocks a plugin after too many failures
+wrapper that catches, counts and logs its exceptions (``SystemExit`` included: only
+``KeyboardInterrupt`` goes through) and blocks a plugin after too many failures
 in a row. Hooks nobody implements are bound to a no-op, so emitting them costs one call.
 """
 
@@ -48,7 +49,7 @@ class PluginHealth:
         """Exceptions raised by this plugin so far, over all hooks."""
         return sum(self.errors_by_hook.values())
 
-    def record_failure(self, hook: str, exc: Exception) -> None:
+    def record_failure(self, hook: str, exc: BaseException) -> None:
         """Count the failure; log it the first time per hook; block after too many in a row."""
         with self._lock:
             count = self.errors_by_hook.get(hook, 0) + 1
@@ -116,7 +117,9 @@ def guard(
             outcome = "ok"
             try:
                 answer = function(*args, **kwargs)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # SystemExit too: a plugin never ends the run
                 outcome = f"raised {type(exc).__name__}"
                 if strict:
                     raise
@@ -137,7 +140,9 @@ def guard(
             return None
         try:
             answer = function(*args, **kwargs)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: a plugin never ends the run
             if strict:
                 raise
             health.record_failure(hook, exc)

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import re
 import string
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime
 
 from rlm_core.events import EVENT_TYPES, JSONValue
 
-__all__ = ["REDACTED", "Redactor", "environment_secrets"]
+__all__ = ["REDACTED", "Redactor", "environment_secrets", "escaped_forms"]
 
 REDACTED = "[REDACTED]"
 
@@ -85,8 +87,12 @@ class Redactor:
         ):
             raise ValueError(f"max_field_chars must be a positive integer, got {max_field_chars!r}")
         self._max_chars = max_field_chars
-        self._secrets = secrets
-        self._secret_bytes = tuple(secret.encode("utf-8", "surrogatepass") for secret in secrets)
+        self._secrets = escaped_forms(secrets)
+        # leaves_alone looks at serialized lines, where each form is JSON-escaped once more.
+        serialized = {json.dumps(form, ensure_ascii=False)[1:-1] for form in self._secrets}
+        self._secret_bytes = tuple(
+            form.encode("utf-8", "surrogatepass") for form in {*self._secrets, *serialized}
+        )
 
     @classmethod
     def from_environment(cls, max_field_chars: int | None = None) -> Redactor:
@@ -248,6 +254,43 @@ def _is_secret_key(key: str) -> bool:
 def _is_scalar_number(value: JSONValue) -> bool:
     """Numbers under key-ish names (``max_tokens``, ``prompt_tokens``) are counts, not secrets."""
     return value is None or isinstance(value, bool | int | float)
+
+
+def escaped_forms(secrets: tuple[str, ...]) -> tuple[str, ...]:
+    """Each secret as written and as it appears once escaped, longest first.
+
+    A password with a backslash or a quote printed as part of ``os.environ`` shows up in its
+    ``repr`` form (``\\``, ``\'``), dumped as JSON with ``\"``, and in URLs percent-encoded;
+    once more escaped when such text is itself quoted (a repr inside JSON). Every such form is
+    redacted, not only the raw value.
+    """
+    forms: set[str] = set()
+    for secret in secrets:
+        layer = {secret}
+        forms.add(secret)
+        for _ in range(2):  # escaped once, and escaped text escaped again
+            layer = {escaped for value in layer for escaped in _escapes(value)} - forms
+            forms |= layer
+        forms.update(
+            (
+                urllib.parse.quote(secret, safe=""),
+                urllib.parse.quote_plus(secret),
+                urllib.parse.quote(secret),
+            )
+        )
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def _escapes(value: str) -> set[str]:
+    """``value`` escaped as a Python literal (either quote) and as a JSON string."""
+    python = value.encode("unicode_escape").decode("ascii")
+    return {
+        python,
+        python.replace("'", "\\'"),
+        python.replace('"', '\\"'),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+    }
 
 
 def environment_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from rlm_core import __version__
+from rlm_core._termination import EXIT_TERMINATED, Terminated
 from rlm_core.commands.options import EXIT_USAGE
 from rlm_core.errors import RLMError
 from rlm_core.logs import configure_cli
@@ -102,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RLMError as exc:
         print(f"rlm: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("rlm: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("rlm: interrupted", file=sys.stderr)
         return 130

@@ -11,6 +11,7 @@ Every error names where the bad value came from, the key and what was expected.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from rlm_core.errors import ConfigError
 __all__ = [
     "CONFIG_FILE_NAME",
     "ENV_PREFIX",
+    "INTERPRETERS",
     "CliOptions",
     "MemorySettings",
     "Selection",
@@ -95,18 +97,22 @@ class CliOptions:
     sub_model: str | None = None
     max_iterations: int | None = None
     max_llm_calls: int | None = None
+    interpreter: str | None = None
     trackers: Sequence[str] = ()
     no_tracker: Sequence[str] = ()
     no_trackers: bool = False
 
 
-_Kind = Literal["str", "int", "float", "bool", "names"]
+_Kind = Literal["str", "int", "float", "bool", "names", "interpreter"]
+# Where LM-written code runs: DSPy's local subprocess (not a sandbox) or Deno's Pyodide (WASM).
+INTERPRETERS = ("local", "deno")
 _EXPECTED = {
     "str": "a string",
     "int": "a positive integer",
-    "float": "a positive number",
+    "float": "a finite positive number",
     "bool": "true or false",
     "names": "a list of tracker names",
+    "interpreter": " or ".join(repr(name) for name in INTERPRETERS),
 }
 _RLM_KEYS: dict[str, _Kind] = {
     "model": "str",
@@ -115,7 +121,7 @@ _RLM_KEYS: dict[str, _Kind] = {
     "max_llm_calls": "int",
     "step_timeout": "float",
     "max_output_chars": "int",
-    "interpreter": "str",
+    "interpreter": "interpreter",
     "strict": "bool",
     "max_plugin_errors": "int",
     "hook_timeout": "float",
@@ -183,7 +189,7 @@ def load_settings(
     if env_selection is not None:
         selections.append(env_selection)
 
-    for key in ("model", "sub_model", "max_iterations", "max_llm_calls"):
+    for key in ("model", "sub_model", "max_iterations", "max_llm_calls", "interpreter"):
         value = getattr(cli, key)
         if value is not None:
             rlm[key] = _coerce(value, _RLM_KEYS[key], "command line", f"--{key.replace('_', '-')}")
@@ -309,6 +315,8 @@ def _coerce(value: Any, kind: _Kind, source: str, key: str, *, text: bool = Fals
     try:
         if kind == "str" and isinstance(value, str) and value:
             return value
+        if kind == "interpreter" and value in INTERPRETERS:
+            return value
         if kind == "bool":
             if isinstance(value, bool):
                 return value
@@ -320,7 +328,7 @@ def _coerce(value: Any, kind: _Kind, source: str, key: str, *, text: bool = Fals
                 return number
         if kind == "float":
             number = float(value) if text else value
-            if type(number) in (int, float) and number > 0:
+            if type(number) in (int, float) and math.isfinite(number) and number > 0:
                 return float(number)
         if (
             kind == "names"

@@ -5,7 +5,7 @@ The CLI turns each into a one-line message and exit code 2; nothing here is a bu
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "PluginSelectionError", "RLMError"]
+__all__ = ["ConfigError", "PluginSelectionError", "RLMError", "UsageError"]
 
 
 class RLMError(Exception):
@@ -18,3 +18,7 @@ class ConfigError(RLMError):
 
 class PluginSelectionError(ConfigError):
     """The tracker selection names a plugin that is not installed or cannot be used."""
+
+
+class UsageError(RLMError):
+    """An argument cannot be used (e.g. a blank question); nothing was recorded."""

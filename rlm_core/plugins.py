@@ -387,7 +387,9 @@ def _load(entry_points: Iterable[importlib.metadata.EntryPoint]) -> dict[str, _C
             continue
         try:
             candidate.loaded = entry_point.load()
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a module that calls sys.exit on import too
             candidate.state = "unavailable"
             candidate.reason = (
                 f"import failed: {type(exc).__name__}: {exc}{_missing_module_hint(candidate, exc)}"
@@ -396,7 +398,7 @@ def _load(entry_points: Iterable[importlib.metadata.EntryPoint]) -> dict[str, _C
     return candidates
 
 
-def _missing_module_hint(candidate: _Candidate, exc: Exception) -> str:
+def _missing_module_hint(candidate: _Candidate, exc: BaseException) -> str:
     """For a module missing under a plugin that did not say how to install it. A plugin that
     knows (a missing backend) raises ImportError with its own hint, shown as is."""
     missing = getattr(exc, "name", None)
@@ -463,7 +465,9 @@ def _construct_and_register(
         else:
             plugin = loaded
         manager.register(plugin, candidate.name, dispatch=dispatch)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a constructor that calls sys.exit too
         candidate.state = "unavailable"
         candidate.reason = f"failed to start: {type(exc).__name__}: {exc}"
         if not candidate.explicit:  # asked for by name, it is an error, said once by the caller

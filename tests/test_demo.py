@@ -62,28 +62,6 @@ def test_rlm_demo_prints_answer_sparql_evidence_and_run_id(
     assert ": converged · 4 iterations · 7 LM calls" in out
 
 
-def test_rlm_run_with_an_unparsable_ontology_exits_1_and_says_why(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    broken = tmp_path / "broken.ttl"
-    broken.write_text("this is not turtle", encoding="utf-8")
-    code = main(
-        [
-            "run",
-            "q",
-            "--ontology",
-            str(broken),
-            "--lm",
-            f"scripted:{DEMO_CASSETTE}",
-            "--no-trackers",
-        ]
-    )
-    assert code == 1
-    out = capsys.readouterr().out
-    assert "failed: OntologyError" in out
-    assert "broken.ttl" in out
-
-
 def test_rlm_run_without_a_model_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "q", "--ontology", str(DEMO_ONTOLOGY), "--no-trackers"]) == 2
     err = capsys.readouterr().err

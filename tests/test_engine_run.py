@@ -12,6 +12,7 @@ import rdflib
 from rlm_core import ConfigError, RunResult, Settings, run
 from rlm_core.config import MemorySettings
 from rlm_core.events import Iteration, LLMCall, RunInfo, ToolCall
+from rlm_core.ontology import OntologyError
 from rlm_core.testing import (
     RecordingPlugin,
     capture_events,
@@ -172,19 +173,18 @@ def test_a_cassette_that_runs_dry_ends_the_run_with_a_clear_error(tmp_path: Path
     assert "ran out of 'root' responses" in second.error
 
 
-def test_an_unparsable_ontology_ends_the_run_with_an_error_naming_the_file(
+def test_an_unparsable_ontology_raises_before_any_plugin_hears_of_the_run(
     tmp_path: Path,
 ) -> None:
     broken = tmp_path / "broken.ttl"
     broken.write_text("@prefix ex: <http://example.org/> .\nex:a ex:b ", encoding="utf-8")
     cassette = write_cassette(tmp_path / "unused.jsonl", [scripted_step("x", "print(1)")])
-    with capture_events() as events:
-        result = run("q", broken, model=f"scripted:{cassette}", trackers=[], config=QUIET)
-    assert not result.converged
-    assert result.error is not None
-    assert "broken.ttl" in result.error
-    assert events.hook_names() == ["run_start", "setup", "run_end"]
-    assert events.of("run_start")[0].payload.ontology.triples == 0
+    with (
+        capture_events() as events,
+        pytest.raises(OntologyError, match=r"broken\.ttl: cannot parse as Turtle \(line 2\)"),
+    ):
+        run("q", broken, model=f"scripted:{cassette}", trackers=[], config=QUIET)
+    assert events.hook_names() == []
 
 
 def test_reaching_max_iterations_without_submit_is_not_converged(tmp_path: Path) -> None:

@@ -201,10 +201,13 @@ def memory_export(args: argparse.Namespace) -> int:
 
 
 def memory_import(args: argparse.Namespace) -> int:
+    from rlm_core._redact import Redactor
     from rlm_core.memory.packs import import_pack
 
+    redact = Redactor.from_environment().text
     with _open(args, create=True) as store:
-        report = import_pack(store, sys.stdin.buffer if args.file == "-" else args.file)
+        source = sys.stdin.buffer if args.file == "-" else args.file
+        report = import_pack(store, source, redact=redact)
     print(
         f"Imported {report.added} new memories from {report.source} into {store.path} "
         f"({report.duplicates} already stored, {len(report.problems)} lines rejected)."

@@ -46,6 +46,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             sub_model=getattr(args, "sub_lm", None),
             max_iterations=getattr(args, "max_iterations", None),
             max_llm_calls=getattr(args, "max_llm_calls", None),
+            interpreter=getattr(args, "interpreter", None),
             trackers=args.trackers,
             no_tracker=args.no_tracker,
             no_trackers=args.no_trackers,

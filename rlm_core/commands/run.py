@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rlm_core._termination import sigterm_ends_runs
 from rlm_core.commands.options import (
     EXIT_OK,
     EXIT_RUN_FAILED,
     add_settings_options,
     settings_from,
 )
+from rlm_core.config import INTERPRETERS
 from rlm_core.errors import ConfigError
 from rlm_core.events import RunInfo, RunResult
 from rlm_core.hookspecs import RunLocation, hookimpl
@@ -40,6 +42,12 @@ def register(commands: Any) -> None:
     run_parser.add_argument("--max-iterations", type=int, metavar="N")
     run_parser.add_argument("--max-llm-calls", type=int, metavar="N")
     run_parser.add_argument("--record", metavar="PATH", help="write the LM responses to a cassette")
+    run_parser.add_argument(
+        "--interpreter",
+        choices=INTERPRETERS,
+        help="where LM-written code runs: 'local' (a subprocess with your files and network, "
+        "not a sandbox) or 'deno' (Pyodide in Deno's sandbox; needs deno on PATH)",
+    )
     _add_output_options(run_parser)
     run_parser.set_defaults(handler=_run)
 
@@ -90,15 +98,16 @@ def _execute(args: argparse.Namespace, question: str, ontology: Path, record: st
 
         extra.append(ProgressLine())
     manager = get_plugin_manager(settings, plugins=extra)
-    result = run(
-        question,
-        ontology,
-        config=settings,
-        memory=False if args.no_memory else None,
-        tags=tags,
-        record=record,
-        manager=manager,
-    )
+    with sigterm_ends_runs():
+        result = run(
+            question,
+            ontology,
+            config=settings,
+            memory=False if args.no_memory else None,
+            tags=tags,
+            record=record,
+            manager=manager,
+        )
     if args.json:
         import orjson
 

@@ -182,9 +182,16 @@ class ScriptedEngine:
 
 
 class CassetteWriter:
-    """Appends responses to a cassette file as they happen, so a crashed run keeps its tape."""
+    """Appends responses to a cassette file as they happen, so a crashed run keeps its tape.
+
+    Responses are redacted before they are written (a cassette is a file to share, and a model
+    may have echoed a key), with the same redactor as every tracker.
+    """
 
     def __init__(self, path: str | Path, recorded_with: str) -> None:
+        from rlm_core._redact import Redactor
+
+        self._redact = Redactor.from_environment().text
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -197,8 +204,9 @@ class CassetteWriter:
         self._file.write(orjson.dumps(header) + b"\n")
 
     def write(self, response: Response) -> None:
+        redacted = dataclasses.replace(response, text=self._redact(response.text))
         with self._lock:
-            self._file.write(orjson.dumps(response.to_dict()) + b"\n")
+            self._file.write(orjson.dumps(redacted.to_dict()) + b"\n")
 
     def close(self) -> None:
         with self._lock:

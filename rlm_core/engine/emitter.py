@@ -42,13 +42,18 @@ class Span:
 class RunEmitter:
     """Sequence numbers, span ids, timestamps and hook emission for one run.
 
-    The run's span starts when the emitter is created, so everything before ``run_start``
-    (loading the ontology) is inside it. ``parent`` is the span the run joins: the step of the
-    run that started it, or a caller's ``traceparent``; None starts a new trace.
+    The run's span starts at ``started_at`` (when setup began; default: now), so everything
+    before ``run_start`` (loading the ontology) is inside it. ``parent`` is the span the run
+    joins: the step of the run that started it, or a caller's ``traceparent``; None starts a
+    new trace.
     """
 
     def __init__(
-        self, manager: PluginManager, run_id: str, parent: SpanContext | None = None
+        self,
+        manager: PluginManager,
+        run_id: str,
+        parent: SpanContext | None = None,
+        started_at: datetime | None = None,
     ) -> None:
         self.manager = manager
         self.run_id = run_id
@@ -56,7 +61,11 @@ class RunEmitter:
         self.trace_id = parent.trace_id if parent is not None else new_trace_id()
         self.depth = parent.depth + 1 if parent is not None and parent.run_id else 0
         self.parent_run_id = parent.run_id if parent is not None else None
-        self.span = Span(new_span_id(), None if parent is None else parent.span_id, utc_now())
+        self.span = Span(
+            new_span_id(),
+            None if parent is None else parent.span_id,
+            started_at or utc_now(),
+        )
         self.context = SpanContext(self.trace_id, self.span.span_id, run_id, self.depth)
         self._seq = itertools.count()
         self._lock = threading.RLock()

@@ -19,19 +19,53 @@ from typing import Any
 from dspy.primitives.code_interpreter import CodeExecutionError, CodeInterpreterError
 from dspy.primitives.local_interpreter import LocalInterpreter
 
+from rlm_core.config import INTERPRETERS
+from rlm_core.engine.reaper import forget_group, watch_group
 from rlm_core.errors import ConfigError
 
-__all__ = ["INTERPRETERS", "BoundedInterpreter", "interpreter_factory"]
+__all__ = ["BoundedInterpreter", "interpreter_factory", "sandbox_notice"]
 
-INTERPRETERS = ("local", "deno")
+_NOT_A_SANDBOX = (
+    "note: LM-written code runs in a local subprocess with your files, environment and "
+    "network (not a sandbox); to isolate it, use --interpreter deno or "
+    'interpreter = "deno" in rlm.toml'
+)
+
+
+def sandbox_notice(kind: str, model: str) -> str | None:
+    """The one-line notice for a live model's code running locally; None for replays and Deno.
+
+    A replayed cassette runs code someone already saw, so only live models get the notice.
+    """
+    from rlm_core.engine.lm import SCRIPTED_PREFIX
+
+    if kind != "local" or model.startswith(SCRIPTED_PREFIX):
+        return None
+    return _NOT_A_SANDBOX
 
 
 class _KeywordToolsInterpreter(LocalInterpreter):  # type: ignore[misc]
-    """Lets REPL code call host tools with positional arguments.
+    """Lets REPL code call host tools with positional arguments, and dies with this process.
 
     DSPy wraps RLM tools in ``invoke(**kwargs)`` while its worker forwards positional arguments
     too, so ``search_entity("Activity")`` would fail; bind them to names first.
+
+    DSPy starts the worker as the leader of its own process group; the group is handed to the
+    :mod:`~rlm_core.engine.reaper` so that it ends with this process even on SIGKILL, and taken
+    back when DSPy kills it (its number may then be reused).
     """
+
+    def start(self) -> None:
+        started = self._process is None
+        super().start()
+        if started and self._process is not None:
+            watch_group(self._process.pid)
+
+    def _kill(self) -> None:
+        process = self._process
+        super()._kill()
+        if process is not None:
+            forget_group(process.pid)
 
     def invoke_tool(self, tool_name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         tool = self.tools.get(tool_name)

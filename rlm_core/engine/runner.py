@@ -2,9 +2,10 @@
 
 The order is fixed by the hook contract: ``run_start`` before the first LM call, one
 ``iteration`` per REPL step with ``llm_call`` and ``tool_call`` as they happen, and ``run_end``
-always, like ``finally``. Problems of the user's making that are known before the run starts (no
-model, a missing API key, a bad config) raise; anything that goes wrong once the run has started
-ends up in ``RunResult.error``.
+always, like ``finally``. Problems of the user's making that are known before the run starts (a
+blank question, an ontology file that is missing or cannot be parsed, no model, a missing API
+key, a bad config) raise before any plugin hears of the run; anything that goes wrong once the
+run has started ends up in ``RunResult.error``.
 
 DSPy and rdflib are imported inside :func:`run`, so importing ``rlm_core`` stays cheap.
 """
@@ -16,6 +17,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from rlm_core._spans import (
 )
 from rlm_core.config import CliOptions, Selection, Settings, load_settings
 from rlm_core.engine.emitter import RunEmitter
+from rlm_core.errors import UsageError
 from rlm_core.events import (
     JSONValue,
     Judgment,
@@ -92,23 +95,30 @@ def run(
         the step that started it), else the ``TRACEPARENT`` environment variable, else a new
         trace.
     :param parent_run_id: the run this one belongs to; default: the run whose step is current.
-    :raises rlm_core.RLMError: the run cannot start (no model, missing API key, bad config, a
-        memory database that cannot be opened, a malformed ``traceparent``).
+    :raises rlm_core.RLMError: the run cannot start (a blank question, an ontology that cannot be
+        loaded, no model, missing API key, bad config, a memory database that cannot be opened,
+        a malformed ``traceparent``).
     """
+    if not isinstance(question, str) or not question.strip():
+        raise UsageError("the question is empty; say what to ask about the ontology")
     parent = _parent_span(traceparent)
+    prepared = _prepare(Path(ontology))
     settings = _settings(config, model, sub_model, max_iterations, max_llm_calls, trackers, memory)
-    from rlm_core.engine.interpreter import interpreter_factory
+    from rlm_core.engine.interpreter import interpreter_factory, sandbox_notice
     from rlm_core.engine.lm import build_language_models
 
     lms = build_language_models(settings.model, settings.sub_model)
     factory = interpreter_factory(settings.interpreter, settings.step_timeout)
+    notice = sandbox_notice(settings.interpreter, lms.root_name)
+    if notice:
+        log.warning(notice)
     if manager is None:
         manager = get_plugin_manager(settings, plugins=plugins)
     store, problems = _open_memory(settings)
     try:
         return _run(
             question,
-            Path(ontology),
+            prepared,
             settings,
             lms,
             factory,
@@ -149,7 +159,7 @@ def _parent_span(traceparent: str | None) -> SpanContext | None:
 
 def _run(
     question: str,
-    path: Path,
+    prepared: _Prepared,
     settings: Settings,
     lms: Any,
     factory: Any,
@@ -161,15 +171,13 @@ def _run(
     record: str | os.PathLike[str] | None,
     problems: list[str],
 ) -> RunResult:
-    emitter = RunEmitter(manager, new_run_id(), parent)
-    started = time.perf_counter()
-    prepared = _prepare(path)
+    emitter = RunEmitter(manager, new_run_id(), parent, started_at=prepared.started_at)
     loaded = prepared.loaded
     ontology = OntologyInfo(
-        name=loaded.name if loaded else path.name.split(".")[0],
-        path=str(path.resolve()),
-        triples=loaded.triples if loaded else 0,
-        format=loaded.format if loaded else None,
+        name=loaded.name,
+        path=loaded.path,
+        triples=loaded.triples,
+        format=loaded.format,
     )
     info = emitter.start(
         question=question,
@@ -185,8 +193,8 @@ def _run(
         parent_run_id=parent_run_id or emitter.parent_run_id,
         tags=dict(tags or {}),
     )
-    # Setup happened before run_start (a run that cannot load its ontology never started its
-    # LM), inside the run's span: it opened with the run.
+    # Setup happened before run_start (a run that cannot load its ontology never starts), inside
+    # the run's span: it opened with the run.
     emitter.emit(
         "setup",
         Setup,
@@ -196,27 +204,16 @@ def _run(
         index_duration=prepared.index_duration,
         sense_card_duration=prepared.sense_card_duration,
         sense_card_chars=len(prepared.sense_card),
-        error=prepared.error,
     )
-    outcome = _Outcome(error=prepared.error, problems=problems)
+    outcome = _Outcome(problems=problems)
     token = set_current(emitter.context)
     try:
-        if loaded is not None:
-            memory, memories = (
-                (None, "") if store is None else _recall(store, emitter, info, settings, outcome)
-            )
-            _execute(
-                outcome,
-                emitter,
-                settings,
-                lms,
-                factory,
-                prepared,
-                question,
-                record,
-                memory,
-                memories,
-            )
+        memory, memories = (
+            (None, "") if store is None else _recall(store, emitter, info, settings, outcome)
+        )
+        _execute(
+            outcome, emitter, settings, lms, factory, prepared, question, record, memory, memories
+        )
     except BaseException as exc:  # KeyboardInterrupt too: run_end still fires, then re-raise
         outcome.error = f"{type(exc).__name__}: {exc}"
         raise
@@ -236,7 +233,7 @@ def _run(
             llm_calls=totals.llm_calls if totals else 0,
             prompt_tokens=totals.prompt_tokens if totals else 0,
             completion_tokens=totals.completion_tokens if totals else 0,
-            duration=time.perf_counter() - started,
+            duration=time.perf_counter() - prepared.clock,
             cost=totals.cost if totals else None,
             error=outcome.error,
             problems=(
@@ -428,35 +425,32 @@ def _learn(
 @dataclasses.dataclass
 class _Prepared:
     """What setup produced: the ontology, its tools (with their search index), the sense card,
-    and how long each took; ``error`` when the ontology could not be loaded."""
+    how long each took, and when setup began (the start of the run's span)."""
 
-    loaded: Any = None
+    loaded: Any
+    started_at: datetime
+    clock: float
     tools: Any = None
     sense_card: str = ""
-    error: str | None = None
     load_duration: float = 0.0
     index_duration: float = 0.0
     sense_card_duration: float = 0.0
 
 
 def _prepare(path: Path) -> _Prepared:
-    from rlm_core.ontology import OntologyError, OntologyTools, build_sense_card, load_ontology
+    """Load the ontology, build its tools and sense card; an ontology that cannot be loaded raises
+    :class:`~rlm_core.ontology.OntologyError` (a usage error) before any tracker sees a run."""
+    from rlm_core.ontology import OntologyTools, build_sense_card, load_ontology
 
-    prepared = _Prepared()
-    clock = time.perf_counter()
-    try:
-        prepared.loaded = load_ontology(path)
-    except OntologyError as exc:
-        prepared.error = f"OntologyError: {exc}"
-        return prepared
-    finally:
-        prepared.load_duration = time.perf_counter() - clock
-    clock = time.perf_counter()
+    started_at, clock = utc_now(), time.perf_counter()
+    prepared = _Prepared(loaded=load_ontology(path), started_at=started_at, clock=clock)
+    prepared.load_duration = time.perf_counter() - clock
+    step = time.perf_counter()
     prepared.tools = OntologyTools(prepared.loaded)
-    prepared.index_duration = time.perf_counter() - clock
-    clock = time.perf_counter()
+    prepared.index_duration = time.perf_counter() - step
+    step = time.perf_counter()
     prepared.sense_card = build_sense_card(prepared.loaded)
-    prepared.sense_card_duration = time.perf_counter() - clock
+    prepared.sense_card_duration = time.perf_counter() - step
     return prepared
 
 

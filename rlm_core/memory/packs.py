@@ -12,8 +12,8 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 from rlm_core.memory.base import (
@@ -37,6 +37,11 @@ __all__ = [
 PACK_VERSION = 1
 _BATCH = 1000
 _COUNTS = ("access_count", "success_count", "failure_count")
+# A count above this is no real count (and SQLite stores at most 2**63 - 1).
+_MAX_COUNT = 2**53 - 1
+# Timestamps from before this or more than a day ahead of now are refused as impossible.
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_AHEAD = timedelta(days=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,13 +92,11 @@ def record_from_json(data: Any) -> MemoryRecord:
         raise ValueError("'tags' must be a list of strings")
     counts = {key: data.get(key, 0) for key in _COUNTS}
     for key, value in counts.items():
-        if type(value) is not int or value < 0:
-            raise ValueError(f"{key!r} must be a non-negative integer, got {value!r}")
-    created = _optional_text(data, "created_at")
-    try:
-        created_at = datetime.fromisoformat(created) if created else datetime.now(UTC)
-    except ValueError:
-        raise ValueError(f"'created_at' is not an ISO 8601 timestamp: {created!r}") from None
+        if type(value) is not int or not 0 <= value <= _MAX_COUNT:
+            raise ValueError(
+                f"{key!r} must be an integer from 0 to {_MAX_COUNT:,}, got {_clip(value)}"
+            )
+    created_at = _timestamp(_optional_text(data, "created_at"))
     return MemoryRecord(
         memory_id=memory_id(title, content),
         title=title,
@@ -126,8 +129,16 @@ def export_pack(
     return count
 
 
-def import_pack(store: MemoryStore, source: str | os.PathLike[str] | IO[bytes]) -> ImportReport:
-    """Add the memories of a pack; bad lines are reported and skipped.
+def import_pack(
+    store: MemoryStore,
+    source: str | os.PathLike[str] | IO[bytes],
+    *,
+    redact: Callable[[str], str] | None = None,
+) -> ImportReport:
+    """Add the memories of a pack; bad lines are reported and skipped, the others go in.
+
+    ``redact`` cleans each memory's text before it is stored (the memory database holds no
+    secrets, whatever the pack held); the id is computed from the cleaned text.
 
     :raises MemoryStoreError: the file cannot be read, or its header names a pack version this
         rlm-core does not know.
@@ -139,13 +150,24 @@ def import_pack(store: MemoryStore, source: str | os.PathLike[str] | IO[bytes]) 
     )
     added = duplicates = 0
     problems: list[PackProblem] = []
-    batch: list[MemoryRecord] = []
+    batch: list[tuple[int, MemoryRecord]] = []
 
-    def flush() -> None:
+    def store_records(records: list[MemoryRecord]) -> None:
         nonlocal added, duplicates
-        results = store.add_records(batch)
+        results = store.add_records(records)
         duplicates += sum(result.duplicate for result in results)
         added += len(results) - sum(result.duplicate for result in results)
+
+    def flush() -> None:
+        try:
+            store_records([record for _, record in batch])
+        except (ValueError, OverflowError, MemoryStoreError):
+            # One line the store refuses must not cost the others: add them one by one.
+            for number, record in batch:
+                try:
+                    store_records([record])
+                except (ValueError, OverflowError, MemoryStoreError) as exc:
+                    problems.append(PackProblem(number, f"not stored: {exc}"))
         batch.clear()
 
     with _open(source, "rb") as handle:
@@ -161,14 +183,28 @@ def import_pack(store: MemoryStore, source: str | os.PathLike[str] | IO[bytes]) 
                 _check_header(data, number, name)
                 continue
             try:
-                batch.append(record_from_json(data))
+                record = record_from_json(data)
             except ValueError as exc:
                 problems.append(PackProblem(number, str(exc)))
                 continue
+            batch.append((number, record if redact is None else _redacted(record, redact)))
             if len(batch) >= _BATCH:
                 flush()
     flush()
+    problems.sort(key=lambda problem: problem.line)
     return ImportReport(name, added, duplicates, tuple(problems))
+
+
+def _redacted(record: MemoryRecord, redact: Callable[[str], str]) -> MemoryRecord:
+    title, content = redact(record.title), redact(record.content)
+    return dataclasses.replace(
+        record,
+        memory_id=memory_id(title, content),
+        title=title,
+        description=redact(record.description),
+        content=content,
+        tags=normalize_tags([redact(tag) for tag in record.tags]),
+    )
 
 
 def _check_header(data: dict[str, Any], number: int, name: str) -> None:
@@ -177,6 +213,29 @@ def _check_header(data: dict[str, Any], number: int, name: str) -> None:
             f"{name}:{number}: memory pack version {data['memory_pack']!r} is not supported "
             f"(this rlm-core reads version {PACK_VERSION})"
         )
+
+
+def _timestamp(text: str | None) -> datetime:
+    """``created_at``: an ISO 8601 time (UTC when it names no zone) that could be real."""
+    now = datetime.now(UTC)
+    if not text:
+        return now
+    try:
+        parsed = datetime.fromisoformat(text)
+        when = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        in_range = _EARLIEST <= when <= now + _AHEAD
+    except (ValueError, OverflowError):
+        raise ValueError(f"'created_at' is not an ISO 8601 timestamp: {_clip(text)}") from None
+    if not in_range:
+        raise ValueError(
+            f"'created_at' must lie between {_EARLIEST:%Y-%m-%d} and now, got {_clip(text)}"
+        )
+    return when
+
+
+def _clip(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def _required_text(data: dict[str, Any], key: str) -> str:

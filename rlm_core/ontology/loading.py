@@ -8,11 +8,14 @@ refused, because rdflib would fetch those contexts while parsing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import io
 import json
+import os
 import re
+import stat
 import warnings
 import zlib
 from collections.abc import Iterator, Mapping
@@ -123,15 +126,36 @@ def _format_of(file: Path) -> tuple[str, str]:
 
 
 def _read_bounded(file: Path, max_bytes: int) -> bytes:
-    size = file.stat().st_size
-    if size > max_bytes:
-        raise OntologyError(
-            f"{file}: {size:,} bytes is over the limit of {max_bytes:,} (max_bytes)"
-        )
+    """The file's bytes, read only when it is a regular file of at most ``max_bytes``.
+
+    The check is made on the opened descriptor (non-blocking, so a FIFO cannot hang the open):
+    a FIFO, a device or a symlink to ``/dev/zero`` has no size to check against the limit.
+    """
     try:
-        raw = file.read_bytes()
+        descriptor = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise OntologyError(f"{file}: no such file") from None
     except OSError as exc:
-        raise OntologyError(f"{file}: cannot read the file ({exc.strerror or exc})") from exc
+        raise OntologyError(f"{file}: cannot read the file ({exc.strerror or exc})") from None
+    with contextlib.closing(_Descriptor(descriptor)):
+        status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):
+            raise OntologyError(f"{file}: is a directory, not an ontology file")
+        if not stat.S_ISREG(status.st_mode):
+            raise OntologyError(
+                f"{file}: is a {_file_kind(status.st_mode)}, not a regular file; "
+                "copy the ontology into a file first"
+            )
+        if status.st_size > max_bytes:
+            raise OntologyError(
+                f"{file}: {status.st_size:,} bytes is over the limit of {max_bytes:,} (max_bytes)"
+            )
+        try:
+            raw = _read_up_to(descriptor, max_bytes + 1)
+        except OSError as exc:
+            raise OntologyError(f"{file}: cannot read the file ({exc.strerror or exc})") from exc
+    if len(raw) > max_bytes:  # it grew after fstat
+        raise OntologyError(f"{file}: more than the limit of {max_bytes:,} bytes (max_bytes)")
     if not file.name.lower().endswith(".gz"):
         return raw
     try:
@@ -144,6 +168,38 @@ def _read_bounded(file: Path, max_bytes: int) -> bytes:
             f"{file}: decompresses to more than the limit of {max_bytes:,} bytes (max_bytes)"
         )
     return data
+
+
+class _Descriptor:
+    """A raw file descriptor that ``contextlib.closing`` closes."""
+
+    def __init__(self, descriptor: int) -> None:
+        self.descriptor = descriptor
+
+    def close(self) -> None:
+        os.close(self.descriptor)
+
+
+def _read_up_to(descriptor: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(descriptor, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def _parse(data: bytes, fmt: str, base: str) -> Graph:
@@ -212,8 +268,10 @@ def _parse_failure(file: Path, fmt: str, exc: Exception, data: bytes) -> str:
     message = f"{file}: cannot parse as {_READABLE_FORMAT[fmt]}"
     if line is None:
         return f"{message}: {_clip(_reason(exc))}"
-    # Parsers count a lone "\r" as a line break too, as splitlines() does.
+    # Parsers count a lone "\r" as a line break too, as splitlines() does. A file cut
+    # mid-statement fails at its end: name its last line, never one past it.
     lines = data.splitlines()
+    line = min(line, max(len(lines), 1))
     text = lines[line - 1].decode("utf-8", "replace").strip() if 0 < line <= len(lines) else ""
     message = f"{message} (line {line}): {_clip(_reason(exc))}"
     return f"{message}; the line reads: {_clip(text, 120)!r}" if text else message
@@ -239,7 +297,7 @@ def _clip(text: str, limit: int = _MAX_REASON_CHARS) -> str:
 def _line_number(exc: Exception, data: bytes) -> int | None:
     """The 1-based line the parser stopped at, for the exceptions that record it."""
     if isinstance(exc, BadSyntax):
-        return exc.lines + 1
+        return _bad_syntax_line(exc)
     if isinstance(exc, SAXParseException):
         return exc.getLineNumber()
     if isinstance(exc, json.JSONDecodeError):
@@ -247,6 +305,18 @@ def _line_number(exc: Exception, data: bytes) -> int | None:
     if isinstance(exc, UnicodeDecodeError):
         return _first_bad_utf8_line(data)
     return None
+
+
+def _bad_syntax_line(exc: BadSyntax) -> int:
+    """The line of the offset where rdflib's N3/Turtle parser stopped.
+
+    Its own ``lines`` counter overcounts (it goes up again when the parser backtracks), so count
+    the line breaks before the offset in the text it was parsing, when the error carries them.
+    """
+    text, offset = getattr(exc, "_str", None), getattr(exc, "_i", None)
+    if isinstance(text, bytes) and isinstance(offset, int):
+        return text.decode("utf-8", "replace")[:offset].count("\n") + 1
+    return int(exc.lines) + 1
 
 
 def _first_bad_utf8_line(data: bytes) -> int | None:

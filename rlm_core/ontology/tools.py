@@ -23,15 +23,20 @@ from rdflib.term import Node
 
 from rlm_core.ontology.budget import BudgetedGraph, BudgetExceeded
 from rlm_core.ontology.catalog import DESCRIPTION_PREDICATES, LABEL_PREDICATES, build_catalog
+from rlm_core.ontology.killable import ChildFailed, TimedOut, run_killable
 from rlm_core.ontology.loading import LoadedOntology
 from rlm_core.ontology.prefixes import PrefixMap
 from rlm_core.ontology.render import ELLIPSIS, TermRenderer, clip_lines, clip_text
 from rlm_core.ontology.search import MATCH_TIERS, SearchIndex
-from rlm_core.ontology.sparql import QueryRefused, vet_query
+from rlm_core.ontology.sparql import QueryRefused, VettedQuery, vet_query
 
 __all__ = ["OntologyTools", "ResultHandle"]
 
 _P = ParamSpec("_P")
+_Row = tuple[Node | None, ...]
+# The query process gets this much longer than its own budget, so a query that the budget stops
+# says how (time or triples) before the process is killed.
+_GRACE_SECONDS = 0.5
 _MAX_SEARCH_HITS = 50
 _MAX_DESCRIBE_TRIPLES = 100
 _SUMMARY_ITEMS = 10
@@ -200,22 +205,24 @@ class OntologyTools:
             vetted = vet_query(text, self.prefixes.namespaces)
         except QueryRefused as exc:
             raise _ToolInputError(str(exc)) from None
-        budgeted = BudgetedGraph(self.graph, self.query_timeout, self.max_scanned)
         try:
-            result = budgeted.query(vetted.query, use_store_provided=False)
-            if vetted.form == "ASK":
-                return f"ASK result: {'true' if result.askAnswer else 'false'}"
-            rows: list[tuple[Node | None, ...]] = [
-                tuple(row)
-                for row in itertools.islice(result, self.max_rows + 1)
-                if isinstance(row, ResultRow)
-            ]
-        except BudgetExceeded as exc:
+            answer = run_killable(
+                functools.partial(self._evaluate, vetted), self.query_timeout + _GRACE_SECONDS
+            )
+        except (BudgetExceeded, TimedOut) as exc:
+            timed_out = isinstance(exc, TimedOut)
+            why = f"it ran longer than {self.query_timeout:g} s" if timed_out else exc
             raise _ToolInputError(
-                f"the query was stopped because {exc}. Make it more selective: bind known "
-                "IRIs or classes, avoid unconnected triple patterns, add LIMIT."
+                f"the query was stopped because {why}. Make it more selective: bind known "
+                "IRIs or classes, avoid unconnected triple patterns, add LIMIT; a REGEX "
+                "with nested repetition such as (a+)+ can take forever."
             ) from None
-        columns = tuple(f"?{variable}" for variable in result.vars or ())
+        except ChildFailed as exc:
+            raise _ToolInputError(f"the query was stopped: {exc}") from None
+        if isinstance(answer, bool):
+            return f"ASK result: {'true' if answer else 'false'}"
+        variables, rows = answer
+        columns = tuple(f"?{variable}" for variable in variables)
         complete = len(rows) <= self.max_rows
         handle = self._keep(text, columns, rows[: self.max_rows], complete)
         note = ""
@@ -223,6 +230,23 @@ class OntologyTools:
             asked = f"LIMIT {vetted.limit} was reduced to" if vetted.limit else "applied LIMIT"
             note = f"(more rows exist: {asked} {self.max_rows}; add filters or ORDER BY/OFFSET)"
         return self._page(handle, 0, shown, note)
+
+    def _evaluate(self, vetted: VettedQuery) -> bool | tuple[list[str], list[_Row]]:
+        """The ASK answer, or the variables and up to ``max_rows + 1`` rows of a SELECT.
+
+        Runs in the query's own process (see :mod:`rlm_core.ontology.killable`); what it returns
+        is pickled back, so it holds plain values and rdflib terms only.
+        """
+        budgeted = BudgetedGraph(self.graph, self.query_timeout, self.max_scanned)
+        result = budgeted.query(vetted.query, use_store_provided=False)
+        if vetted.form == "ASK":
+            return bool(result.askAnswer)
+        rows: list[_Row] = [
+            tuple(row)
+            for row in itertools.islice(result, self.max_rows + 1)
+            if isinstance(row, ResultRow)
+        ]
+        return [str(variable) for variable in result.vars or ()], rows
 
     @_model_facing
     def result_rows(self, handle_id: str, offset: int = 0, limit: int = 20) -> str:

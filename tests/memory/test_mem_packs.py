@@ -101,7 +101,7 @@ def test_a_pack_with_garbage_lines_imports_the_good_ones_and_names_the_bad(
     assert "'title' must be a non-empty string" in messages[2]
     assert "'content' must be a non-empty string" in messages[3]
     assert "'tags' must be a list of strings" in messages[4]
-    assert "'access_count' must be a non-negative integer" in messages[5]
+    assert "'access_count' must be an integer from 0 to" in messages[5]
     assert "'created_at' is not an ISO 8601 timestamp" in messages[6]
     assert "'scope' must be a string or null" in messages[7]
     assert report.source == str(pack)

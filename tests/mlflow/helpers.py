@@ -19,7 +19,13 @@ from rlm_core import RunResult, Settings, run
 from rlm_core.config import MemorySettings
 from rlm_core.plugins import PluginManager
 from rlm_core.runlog import iter_hook_calls, read_log
-from rlm_core.testing import RecordingPlugin, capture_events, scripted_step, write_cassette
+from rlm_core.testing import (
+    RecordingPlugin,
+    capture_events,
+    scripted_step,
+    scripted_sub,
+    write_cassette,
+)
 from tests.helpers.paths import SHARED_ONTOLOGIES
 
 HERE = Path(__file__).resolve().parent
@@ -45,6 +51,16 @@ def prov_run(*plugins: object, **options: Any) -> tuple[RunResult, RecordingPlug
             **options,
         )
     return result, events
+
+
+def failed_run(directory: Path, *plugins: object) -> RunResult:
+    """A run over the demo ontology that fails once started: its cassette has no root response."""
+    from rlm_core._demo import DEMO_ONTOLOGY
+
+    cassette = write_cassette(directory / "no-root.jsonl", [scripted_sub("unused")])
+    return run(
+        "q", DEMO_ONTOLOGY, model=f"scripted:{cassette}", trackers=[], plugins=plugins, config=QUIET
+    )
 
 
 def twenty_step_cassette(path: Path) -> Path:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core import RunResult, cli, run
+from rlm_core import RunResult, cli
 from rlm_plugins.mlflow import MlflowTracker
-from tests.mlflow.helpers import PROV_CASSETTE, QUIET, free_port, prov_run
+from tests.mlflow.helpers import failed_run, free_port, prov_run
 
 Rlm = Callable[..., int]
 
@@ -30,15 +30,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunResult, Ru
     directory = tmp_path_factory.mktemp("store")
     tracker = MlflowTracker(tracking_uri=f"sqlite:///{directory / 'mlflow.db'}")
     converged, _ = prov_run(tracker)
-    failed = run(
-        "q",
-        directory / "missing.ttl",
-        model=f"scripted:{PROV_CASSETTE}",
-        trackers=[],
-        plugins=[tracker],
-        config=QUIET,
-    )
-    return directory, converged, failed
+    return directory, converged, failed_run(directory, tracker)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from tests.mlflow.helpers import (
     QUIET,
     client,
     emit,
+    failed_run,
     free_port,
     histories,
     prov_run,
@@ -244,15 +245,7 @@ def test_a_long_question_is_cut_to_the_param_limit_and_marked(store: str) -> Non
 
 
 def test_a_run_that_fails_is_failed_in_mlflow_with_its_error(tmp_path: Path, store: str) -> None:
-    missing = tmp_path / "missing.ttl"
-    result = run(
-        "q",
-        missing,
-        model=f"scripted:{PROV_CASSETTE}",
-        trackers=[],
-        plugins=[MlflowTracker(tracking_uri=store)],
-        config=QUIET,
-    )
+    result = failed_run(tmp_path, MlflowTracker(tracking_uri=store))
     assert not result.converged
     assert result.error
     mlflow_run = the_run(store, result.run_id)

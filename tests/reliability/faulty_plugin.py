@@ -11,7 +11,7 @@ from rlm_core import hookimpl
 RELEASE = threading.Event()
 """Set by the tests at the end, so a plugin thread that hangs can finish."""
 
-FAULTS = ("raises", "hangs", "slow", "garbage")
+FAULTS = ("raises", "exits", "hangs", "slow", "garbage")
 
 
 class FaultyTracker:
@@ -28,6 +28,8 @@ class FaultyTracker:
             return None
         if self.fault == "raises":
             raise RuntimeError(f"faulty plugin breaks in {hook}")
+        if self.fault == "exits":
+            raise SystemExit(f"faulty plugin calls sys.exit in {hook}")
         if self.fault == "hangs":
             RELEASE.wait()
         if self.fault == "slow":

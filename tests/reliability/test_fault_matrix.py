@@ -1,9 +1,9 @@
 """Fault injection: a third-party plugin misbehaves in each hook in each way; nothing else suffers.
 
-For every hook x {raises, hangs past its budget, is slow, returns garbage}, a real scripted run
-with the built-in trackers beside the faulty plugin must end with the clean run's answer, the
-JSONL log must hold the clean run's events, and the faulty plugin's trouble must show in the
-run's result and in ``rlm plugins``.
+For every hook x {raises, calls sys.exit, hangs past its budget, is slow, returns garbage}, a real
+scripted run with the built-in trackers beside the faulty plugin must end with the clean run's
+answer, the JSONL log must hold the clean run's events, and the faulty plugin's trouble must show
+in the run's result and in ``rlm plugins``.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def test_a_faulty_plugin_changes_nothing_but_its_own_status(
     trouble = listing["faulty"]["last_trouble"]
     calls = counts[hook]
 
-    if fault == "raises" and calls:
+    if fault in ("raises", "exits") and calls:
         if hook not in AFTER_RESULT:
             assert result.plugin_errors == {"faulty": calls}
         assert trouble is not None

@@ -90,3 +90,73 @@ def test_the_runs_own_result_keeps_the_answer_for_the_caller(workdir: Path) -> N
     result = run("q", DEMO_ONTOLOGY, model=f"scripted:{cassette}", trackers=[], config=Settings())
     assert result.answer is not None
     assert OPENAI_KEY in result.answer
+
+
+ESCAPABLE_PASSWORD = 'Tr0ub4dor\\Horse"Staple'
+
+
+def test_a_secret_printed_in_escaped_form_is_redacted_in_every_file(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A password with a backslash and a quote, printed as Python repr, as JSON (once and twice
+    escaped) and URL-encoded, reaches no file in any of those forms."""
+    monkeypatch.setenv("DB_PASSWORD", ESCAPABLE_PASSWORD)
+    code = (
+        "import json, os, urllib.parse\n"
+        "secrets = {'DB_PASSWORD': os.environ['DB_PASSWORD']}\n"
+        "print(secrets)\n"
+        "print(json.dumps(secrets))\n"
+        "print(json.dumps(repr(secrets)))\n"
+        "print('https://db.example/?p=' + urllib.parse.quote(secrets['DB_PASSWORD'], safe=''))\n"
+    )
+    cassette = write_cassette(
+        workdir.parent / f"{workdir.name}-escaped.jsonl",
+        [
+            scripted_step("Look at the environment.", code),
+            scripted_step(
+                "Submit it.",
+                "SUBMIT(answer=repr(secrets), sparql='SELECT * WHERE { ?s ?p ?o }', "
+                "evidence=[json.dumps(secrets)])",
+            ),
+            scripted_judgment(True, "fine", 0.5),
+            scripted_extraction([]),
+        ],
+    )
+    result = run("What is in the environment?", DEMO_ONTOLOGY, model=f"scripted:{cassette}")
+    assert result.converged, result.error
+    assert result.answer is not None
+    assert "Tr0ub4dor" in result.answer  # the caller's own result is not redacted
+    written = [path for path in workdir.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".jsonl" for path in written)
+    for path in written:
+        # Every escaped form starts with the same characters: none may be left anywhere.
+        assert b"Tr0ub4dor" not in path.read_bytes(), f"an escaped password leaked into {path}"
+
+
+def test_a_recorded_cassette_holds_no_secret(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``rlm run --record`` writes what the model said, redacted: a cassette is made to share."""
+    from rlm_core.cli import main
+
+    cassette = leaky_cassette(workdir.parent / f"{workdir.name}-leaky.jsonl")
+    recorded = workdir / "recorded.jsonl"
+    code = main(
+        [
+            "run",
+            "What is in the environment?",
+            "--ontology",
+            str(DEMO_ONTOLOGY),
+            "--lm",
+            f"scripted:{cassette}",
+            "--record",
+            str(recorded),
+            "--no-trackers",
+        ]
+    )
+    capsys.readouterr()
+    assert code == 0
+    data = recorded.read_bytes()
+    assert b"[REDACTED]" in data
+    for secret in (OPENAI_KEY, CONFIG_TOKEN, PLAIN_SECRET):
+        assert secret.encode() not in data, f"{secret[:8]}… leaked into the cassette"
