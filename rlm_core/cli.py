@@ -17,7 +17,7 @@ from rlm_core.commands.options import EXIT_USAGE
 from rlm_core.errors import RLMError
 
 # Order is the order of ``rlm --help``.
-_COMMANDS = ("run", "runs", "replay", "memory", "mlflow", "plugins")
+_COMMANDS = ("run", "runs", "replay", "eval", "memory", "mlflow", "plugins")
 
 
 def build_parser() -> argparse.ArgumentParser:

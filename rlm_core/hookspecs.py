@@ -16,6 +16,9 @@ from collections.abc import Mapping
 import pluggy
 
 from rlm_core.events import (
+    EvalInfo,
+    EvalSummary,
+    Grade,
     Iteration,
     Judgment,
     LLMCall,
@@ -92,6 +95,21 @@ def judgment(run: RunInfo, verdict: Judgment) -> None:
 
 
 @hookspec
+def graded(run: RunInfo, grade: Grade) -> None:
+    """An eval graded the run's answer against its task; emitted before ``run_end``.
+
+    Every run of ``rlm eval run`` is graded, with memory on or off, so trackers can compare
+    success across conditions; plain ``rlm run`` runs are not graded.
+
+    :param run: the run; its tags hold ``eval.id``, ``eval.task``, ``eval.condition`` and
+        ``eval.trial``.
+    :param grade: the task id, ``success`` (the run ended without error and every check passed),
+        ``score`` (the mean of the checks' scores, 0..1) and ``checks``, one per grader
+        (``expected_sparql``, ``answer_contains``, ``rubric``) with its verdict and detail.
+    """
+
+
+@hookspec
 def memory_extracted(run: RunInfo, extraction: MemoryExtraction) -> None:
     """New memories were extracted from the run and stored.
 
@@ -120,18 +138,42 @@ def run_end(run: RunInfo, result: RunResult) -> None:
     """
 
 
+@hookspec
+def eval_start(evaluation: EvalInfo) -> None:
+    """An eval is about to start its runs (called on the process that runs ``rlm eval run``).
+
+    A tracker can open a parent record here (the MLflow tracker opens a parent run, to which
+    every run tagged with the same ``eval.id`` is nested).
+
+    :param evaluation: the eval id, the task file's path and SHA-256, the task ids, the
+        conditions and the number of trials.
+    """
+
+
+@hookspec
+def eval_end(evaluation: EvalInfo, summary: EvalSummary) -> None:
+    """An eval is over (also when it was interrupted); called once after its last run.
+
+    :param evaluation: the eval, as passed to ``eval_start``.
+    :param summary: how many runs ended and failed, whether it was interrupted, and aggregate
+        metrics per condition (``CONDITION.success_rate``, ``CONDITION.tokens_mean``...).
+    """
+
+
 def _payload_arguments() -> dict[str, str]:
     """Hook name -> the keyword its one payload is passed as (``iteration`` -> ``step``).
 
     Read from the specifications above, so emitting and replaying code cannot drift from them.
-    ``run_start`` (the run is its payload) and ``metrics`` (values and step) are not in it.
+    ``run_start`` (the run is its payload), ``metrics`` (values and step) and the eval hooks
+    (no run) are not in it.
     """
     found = {}
     for name, function in list(globals().items()):
         if not (inspect.isfunction(function) and hasattr(function, f"{PROJECT_NAME}_spec")):
             continue
-        others = [arg for arg in inspect.signature(function).parameters if arg != "run"]
-        if len(others) == 1:
+        arguments = inspect.signature(function).parameters
+        others = [arg for arg in arguments if arg != "run"]
+        if "run" in arguments and len(others) == 1:
             found[name] = others[0]
     return found
 

@@ -20,8 +20,11 @@ PAYLOADS = [
     events.LLMCall,
     events.ToolCall,
     events.Judgment,
+    events.Grade,
     events.MemoryExtraction,
     events.RunResult,
+    events.EvalInfo,
+    events.EvalSummary,
 ]
 
 

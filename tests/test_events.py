@@ -18,6 +18,8 @@ from rlm_core.events import (
     Event,
     EventDecodeError,
     ExtractedMemory,
+    Grade,
+    GradeCheck,
     Iteration,
     Judgment,
     Limits,
@@ -115,6 +117,23 @@ EVENT_STRATEGIES: dict[type[Event], st.SearchStrategy[Event]] = {
         success=st.none() | st.booleans(),
         reason=text,
         confidence=st.none() | st.floats(min_value=0, max_value=1),
+    ),
+    Grade: st.builds(
+        Grade,
+        **common,
+        task=text,
+        success=st.booleans(),
+        score=st.floats(min_value=0, max_value=1),
+        checks=st.lists(
+            st.builds(
+                GradeCheck,
+                grader=text,
+                passed=st.booleans(),
+                score=st.floats(min_value=0, max_value=1),
+                detail=text,
+            ),
+            max_size=3,
+        ).map(tuple),
     ),
     MemoryExtraction: st.builds(
         MemoryExtraction,

@@ -73,9 +73,12 @@ def test_hook_names_are_the_contract() -> None:
         "tool_call",
         "memory_retrieved",
         "judgment",
+        "graded",
         "memory_extracted",
         "metrics",
         "run_end",
+        "eval_start",
+        "eval_end",
     }
 
 

@@ -3,10 +3,12 @@
 A cassette is a JSONL file. The optional first line is a header
 ``{"cassette": 1, "recorded_with": "...", "created": "..."}``; every other line is one LM
 response: ``{"role": "root", "text": "...", "usage": {"prompt_tokens": 12, "completion_tokens":
-3}, "model": "openai/gpt-4o-mini"}``. ``role`` says which LM answered: ``root`` (the RLM's own
-calls), ``sub`` (``llm_query`` from REPL code), or another role such as ``judge``. Each scripted
-LM replays the responses of its role in file order, so the root and sub LMs interleave exactly as
-they did live. ``usage`` and ``model`` are optional.
+3}, "model": "openai/gpt-4o-mini", "latency_ms": 300}``. ``role`` says which LM answered:
+``root`` (the RLM's own calls), ``sub`` (``llm_query`` from REPL code), or another role such as
+``judge``. Each scripted LM replays the responses of its role in file order, so the root and sub
+LMs interleave exactly as they did live. ``usage``, ``model`` and ``latency_ms`` are optional;
+``latency_ms`` makes the scripted LM wait that long before answering (releasing the GIL, like a
+network call), so benchmarks can show what running LM-bound runs in parallel buys.
 
 Replay goes through ``dspy.LM`` with a custom engine, so DSPy's callbacks, history and usage
 accounting run as with a live provider.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -56,6 +59,7 @@ class Response:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     model: str | None = None
+    latency_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"role": self.role, "text": self.text}
@@ -66,6 +70,8 @@ class Response:
             }
         if self.model:
             data["model"] = self.model
+        if self.latency_ms is not None:
+            data["latency_ms"] = self.latency_ms
         return data
 
 
@@ -147,7 +153,12 @@ def _response_from(record: dict[str, Any], where: str) -> Response:
     model = record.get("model")
     if model is not None and not isinstance(model, str):
         raise CassetteError(f"{where}: 'model' must be a string")
-    return Response(role, text, counts[0], counts[1], model)
+    latency = record.get("latency_ms")
+    if latency is not None and (
+        isinstance(latency, bool) or not isinstance(latency, int | float) or not latency >= 0
+    ):
+        raise CassetteError(f"{where}: 'latency_ms' must be a non-negative number")
+    return Response(role, text, counts[0], counts[1], model, latency)
 
 
 class ScriptedEngine:
@@ -162,6 +173,8 @@ class ScriptedEngine:
         from dspy.lm15 import Response as LMResponse
 
         recorded = self.cassette.next(self.role)
+        if recorded.latency_ms:
+            time.sleep(recorded.latency_ms / 1000)
         return LMResponse(
             id=None,
             model=recorded.model or f"scripted-{self.role}",

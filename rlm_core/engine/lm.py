@@ -15,7 +15,7 @@ from typing import Any
 from rlm_core.engine.cassette import Cassette, ScriptedEngine
 from rlm_core.errors import ConfigError
 
-__all__ = ["SCRIPTED_PREFIX", "LanguageModels", "build_language_models"]
+__all__ = ["SCRIPTED_PREFIX", "LanguageModels", "build_language_models", "build_role_lm"]
 
 SCRIPTED_PREFIX = "scripted:"
 
@@ -65,6 +65,12 @@ def build_language_models(model: str | None, sub_model: str | None) -> LanguageM
         root_name=model,
         sub_name=sub_model,
     )
+
+
+def build_role_lm(spec: str, role: str) -> Any:
+    """One more LM for ``role`` (e.g. the eval's ``rubric`` judge); a cassette replays the
+    responses recorded for that role."""
+    return _build(spec, role, {})
 
 
 def _build(spec: str, role: str, cassettes: dict[str, Cassette]) -> Any:

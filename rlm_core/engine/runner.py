@@ -16,13 +16,14 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rlm_core.config import CliOptions, Selection, Settings, load_settings
 from rlm_core.engine.emitter import RunEmitter
 from rlm_core.events import (
+    Grade,
     JSONValue,
     Judgment,
     Limits,
@@ -36,7 +37,11 @@ from rlm_core.events import (
 from rlm_core.plugin_health import record_health
 from rlm_core.plugins import PluginManager, get_plugin_manager
 
-__all__ = ["new_run_id", "run"]
+__all__ = ["GradeFunction", "new_run_id", "run"]
+
+GradeFunction = Callable[[str | None, str | None, str | None], Mapping[str, Any]]
+"""``(answer, sparql, error) -> Grade fields`` (task, success, score, checks): how ``rlm eval``
+grades a run before ``run_end``."""
 
 log = logging.getLogger("rlm.run")
 
@@ -62,6 +67,7 @@ def run(
     config: Settings | str | os.PathLike[str] | None = None,
     record: str | os.PathLike[str] | None = None,
     manager: PluginManager | None = None,
+    grade: GradeFunction | None = None,
 ) -> RunResult:
     """Answer ``question`` over the ontology file ``ontology`` and return how the run ended.
 
@@ -76,6 +82,7 @@ def run(
     :param record: write every LM response of this run to a cassette at this path.
     :param manager: emit to this plugin manager instead of one built from the settings (whose
         tracker selection, ``trackers`` and ``plugins`` are then not used).
+    :param grade: grade the run's answer before ``run_end`` and emit the grade (``graded``).
     :raises rlm_core.RLMError: the run cannot start (no model, missing API key, bad config, a
         memory database that cannot be opened).
     """
@@ -101,6 +108,7 @@ def run(
             tags,
             record,
             problems,
+            grade,
         )
     finally:
         if store is not None:
@@ -119,6 +127,7 @@ def _run(
     tags: Mapping[str, str] | None,
     record: str | os.PathLike[str] | None,
     problems: list[str],
+    grade: GradeFunction | None = None,
 ) -> RunResult:
     emitter = RunEmitter(manager, new_run_id())
     started = time.perf_counter()
@@ -150,6 +159,9 @@ def _run(
             _execute(
                 outcome, emitter, settings, lms, factory, loaded, question, record, memory, memories
             )
+        if grade is not None:
+            fields = grade(outcome.answer, outcome.sparql, outcome.error)
+            emitter.emit("graded", Grade, **fields)
     except BaseException as exc:  # KeyboardInterrupt too: run_end still fires, then re-raise
         outcome.error = f"{type(exc).__name__}: {exc}"
         raise
@@ -343,10 +355,11 @@ def _learn(
 
 
 def _load(path: Path) -> tuple[Any, str | None]:
-    from rlm_core.ontology import OntologyError, load_ontology
+    from rlm_core.ontology import OntologyError
+    from rlm_core.ontology.cache import cached_ontology
 
     try:
-        return load_ontology(path), None
+        return cached_ontology(path), None
     except OntologyError as exc:
         return None, f"OntologyError: {exc}"
 
@@ -368,7 +381,8 @@ def _execute(
     from rlm_core.engine.bridge import HookBridge
     from rlm_core.engine.cassette import CassetteWriter, Response
     from rlm_core.engine.program import build_program
-    from rlm_core.ontology import OntologyTools, build_sense_card
+    from rlm_core.ontology import OntologyTools
+    from rlm_core.ontology.cache import cached_sense_card
 
     tools = OntologyTools(loaded)
     functions = tools.tool_functions()
@@ -403,7 +417,7 @@ def _execute(
         with dspy.context(lm=lms.root, callbacks=callbacks):
             try:
                 prediction = program(
-                    question=question, ontology=build_sense_card(loaded), memories=context
+                    question=question, ontology=cached_sense_card(loaded), memories=context
                 )
             except Exception as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
