@@ -6,6 +6,7 @@ anything not listed here or in a submodule's own ``__all__``, may change without
 
 from __future__ import annotations
 
+from rlm_core._publish import publish_metrics
 from rlm_core.config import CliOptions, Settings, load_settings
 from rlm_core.engine import run
 from rlm_core.errors import ConfigError, PluginSelectionError, RLMError
@@ -24,7 +25,6 @@ from rlm_core.events import (
 )
 from rlm_core.hookspecs import hookimpl
 from rlm_core.plugins import PluginManager, get_plugin_manager
-from rlm_core.publish import publish_metrics
 
 __version__ = "0.1.0"
 

@@ -17,7 +17,15 @@ from rlm_core.commands.options import EXIT_USAGE
 from rlm_core.errors import RLMError
 
 # Order is the order of ``rlm --help``.
-_COMMANDS = ("run", "runs", "replay", "eval", "memory", "mlflow", "plugins")
+_COMMANDS = (
+    "rlm_core.commands.run",
+    "rlm_core.commands.runs",
+    "rlm_core.commands.replay",
+    "rlm_core.commands.eval",
+    "rlm_core.commands.memory",
+    "rlm_plugins.mlflow.cli",
+    "rlm_core.commands.plugins",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rlm-core {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
-        importlib.import_module(f"rlm_core.commands.{name}").register(commands)
+        importlib.import_module(name).register(commands)
     return parser
 
 

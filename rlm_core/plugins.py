@@ -23,10 +23,10 @@ from typing import Any, Literal
 import pluggy
 
 from rlm_core import hookspecs
+from rlm_core._fault_isolation import HookRelay, PluginHealth, guard, trace_log
+from rlm_core._thread_dispatch import DISPATCH_MODES, ThreadedDispatch
 from rlm_core.config import Selection, Settings
-from rlm_core.dispatch import HookRelay, PluginHealth, guard, trace_log
 from rlm_core.errors import PluginSelectionError
-from rlm_core.isolation import DISPATCH_MODES, ThreadedDispatch
 
 __all__ = [
     "DISPATCH_KEY",
@@ -106,8 +106,9 @@ class PluginManager:
     """Registered plugins of one run (or of ``rlm plugins``), and the hooks to emit to them.
 
     ``hook.NAME(run=..., ...)`` emits; ``hook.wants(NAME)`` tells whether anyone listens.
-    Each implementation runs behind :func:`rlm_core.dispatch.guard`, so an exception in one plugin
-    is logged and counted and never reaches the caller or the other plugins (unless ``strict``).
+    Each implementation runs behind :func:`rlm_core._fault_isolation.guard`, so an exception in
+    one plugin is logged and counted and never reaches the caller or the other plugins (unless
+    ``strict``).
     """
 
     def __init__(
@@ -138,7 +139,7 @@ class PluginManager:
         """Register ``plugin`` (an instance or a module) with every hook implementation guarded.
 
         ``dispatch`` is ``"inline"`` (hooks run on the engine thread) or ``"thread"`` (queued to
-        a worker thread of the plugin's own, see :mod:`rlm_core.isolation`); default: the
+        a worker thread of the plugin's own, see :mod:`rlm_core._thread_dispatch`); default: the
         plugin's ``rlm_dispatch`` attribute, else inline. Raises
         :class:`pluggy.PluginValidationError` for an implementation of an unknown hook or with
         arguments its hook does not have.

@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from rlm_core.conformance import Check, ConformanceReport, check_plugin
+from rlm_core._conformance import Check, ConformanceReport, check_plugin
+from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 from rlm_core.engine.cassette import CASSETTE_VERSION, Response
 from rlm_core.events import (
     Event,
@@ -36,6 +37,9 @@ from rlm_core.hookspecs import hookimpl
 from rlm_core.plugins import ambient_plugins
 
 __all__ = [
+    "DEMO_CASSETTE",
+    "DEMO_ONTOLOGY",
+    "DEMO_QUESTION",
     "Check",
     "ConformanceReport",
     "HookCall",

@@ -25,6 +25,7 @@ import orjson
 import structlog
 
 from rlm_core import __version__
+from rlm_core._redact import REDACTED, Redactor
 from rlm_core.events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -41,7 +42,6 @@ from rlm_core.events import (
     utc_now,
 )
 from rlm_core.hookspecs import hookimpl
-from rlm_core.redact import REDACTED, Redactor
 
 __all__ = ["DEFAULT_PATH", "FSYNC_POLICIES", "REDACTED", "JsonlTracker"]
 

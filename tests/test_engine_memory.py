@@ -7,21 +7,16 @@ from pathlib import Path
 import pytest
 
 from rlm_core import Settings, run
+from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 from rlm_core.cli import main
 from rlm_core.config import MemorySettings
-from rlm_core.demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 from rlm_core.engine.cassette import Response
 from rlm_core.events import Judgment, MemoryExtraction, MemoryRetrieval
 from rlm_core.memory import SQLiteMemoryStore
 from rlm_core.memory.scripted import scripted_judgment
 from rlm_core.testing import RecordingPlugin, capture_events, scripted_step, write_cassette
 
-
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    for variable in ("RLM_TRACKERS", "RLM_DISABLE", "RLM_CONFIG", "RLM_MODEL", "RLM_SUB_MODEL"):
-        monkeypatch.delenv(variable, raising=False)
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 def demo_run(settings: Settings | None = None) -> tuple[object, RecordingPlugin]:

@@ -20,9 +20,10 @@ from rlm_core.testing import (
     scripted_sub,
     write_cassette,
 )
+from tests.helpers.paths import SHARED_ONTOLOGIES
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parents[1] / "shared" / "ontologies"
+SHARED = SHARED_ONTOLOGIES
 PROV = SHARED / "prov.ttl"
 PROV_CASSETTE = HERE / "cassettes" / "prov-activity.jsonl"
 PROV_QUESTION = "What is prov:Activity and which properties link it to agents?"

@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 import pytest
-from factories import run_info, run_result
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -33,6 +32,7 @@ from rlm_core.events import (
     ToolCall,
     event_from_dict,
 )
+from tests.helpers.factories import run_info, run_result
 
 text = st.text(max_size=40)
 optional_text = st.none() | text

@@ -75,8 +75,8 @@ def test_rlm_plugins_lists_the_installed_package(site: Path, tmp_path: Path) -> 
 
 EMIT = """
 import sys
-sys.path.insert(0, {tests!r})
-from factories import iteration, run_info, run_result
+sys.path.insert(0, {root!r})
+from tests.helpers.factories import iteration, run_info, run_result
 from rlm_core import get_plugin_manager, load_settings
 manager = get_plugin_manager(load_settings())
 run = run_info("run-42")
@@ -90,7 +90,7 @@ def test_installed_plugin_receives_events_with_its_config_section(
     site: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "rlm.toml").write_text('[plugins.sample]\noutput = "seen.txt"\n', encoding="utf-8")
-    result = run_python(EMIT.format(tests=str(Path(__file__).parent)), site, tmp_path)
+    result = run_python(EMIT.format(root=str(Path(__file__).parents[1])), site, tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "seen.txt").read_text().splitlines() == [
         "run_start run-42",

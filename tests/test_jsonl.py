@@ -12,8 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from factories import iteration, run_info, run_result
-from test_jsonl_helpers import HookCalls, emit, realistic_run, strict_manager, write_log
 
 from rlm_core import SCHEMA_VERSION, __version__
 from rlm_core.config import Settings
@@ -22,6 +20,8 @@ from rlm_core.plugins import get_plugin_manager
 from rlm_core.runlog import iter_hook_calls, read_log
 from rlm_core.testing import capture_events
 from rlm_plugins.jsonl import REDACTED, JsonlTracker
+from tests.helpers.factories import iteration, run_info, run_result
+from tests.helpers.jsonl import HookCalls, emit, realistic_run, strict_manager, write_log
 
 
 def lines_of(path: Path) -> list[dict[str, object]]:

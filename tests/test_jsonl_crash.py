@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_jsonl_helpers import rlm_main
 
 from rlm_core.events import Iteration, RunInfo
 from rlm_core.runlog import read_log
+from tests.helpers.jsonl import rlm_main
 
 pytestmark = pytest.mark.slow
 
@@ -23,8 +23,8 @@ LINES_BEFORE_KILL = 200
 CHILD = textwrap.dedent(
     """
     import itertools, sys, time
-    sys.path.insert(0, {tests!r})
-    from factories import iteration, run_info
+    sys.path.insert(0, {root!r})
+    from tests.helpers.factories import iteration, run_info
     from rlm_core.plugins import PluginManager
     from rlm_plugins.jsonl import JsonlTracker
 
@@ -48,7 +48,7 @@ def rlm() -> Callable[..., int]:
 def killed_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("crash") / "runs"
     path = directory / "killed.jsonl"
-    code = CHILD.format(tests=str(Path(__file__).parent))
+    code = CHILD.format(root=str(Path(__file__).parents[1]))
     child = subprocess.Popen([sys.executable, "-c", code, str(directory / "{run_id}.jsonl")])
     try:
         deadline = time.monotonic() + 60

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import orjson
 from hypothesis import given
-from test_events import any_event
 
 from rlm_core.events import Event, event_from_dict
 from rlm_plugins.jsonl import _PREFIXES
+from tests.test_events import any_event
 
 
 @given(any_event)

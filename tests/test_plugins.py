@@ -9,15 +9,15 @@ from typing import Any
 
 import pluggy
 import pytest
-import sample_module_plugin
-from factories import iteration, run_info, run_result
-from sample_plugins import CountingTracker, RaisingTracker
 
 from rlm_core.config import CliOptions, Settings, load_settings
 from rlm_core.errors import PluginSelectionError
 from rlm_core.hookspecs import hookimpl
 from rlm_core.plugins import HOOK_NAMES, PluginManager, ambient_plugins, get_plugin_manager
 from rlm_core.testing import RecordingPlugin, capture_events
+from tests.helpers import sample_module_plugin
+from tests.helpers.factories import iteration, run_info, run_result
+from tests.helpers.sample_plugins import CountingTracker, RaisingTracker
 
 
 class FakeDistribution(importlib.metadata.Distribution):
@@ -39,12 +39,17 @@ def entry_points(*dists: FakeDistribution) -> list[importlib.metadata.EntryPoint
     return [ep for dist in dists for ep in dist.entry_points.select(group="rlm")]
 
 
+HELPERS = "tests.helpers"
+SAMPLES = f"{HELPERS}.sample_plugins"
 CORE = FakeDistribution(
     "rlm-core",
     "0.1.0",
-    {"counting": "sample_plugins:CountingTracker", "module": "sample_module_plugin"},
+    {
+        "counting": f"{SAMPLES}:CountingTracker",
+        "module": f"{HELPERS}.sample_module_plugin",
+    },
 )
-THIRD = FakeDistribution("rlm-extra", "2.3.4", {"raising": "sample_plugins:RaisingTracker"})
+THIRD = FakeDistribution("rlm-extra", "2.3.4", {"raising": f"{SAMPLES}:RaisingTracker"})
 INSTALLED = entry_points(CORE, THIRD)
 
 
@@ -196,7 +201,7 @@ def test_unknown_name_suggests_the_closest_installed_one(tmp_path: Path) -> None
 
 
 def test_plugin_that_fails_to_import_is_unavailable_and_the_others_load(tmp_path: Path) -> None:
-    broken = FakeDistribution("rlm-broken", "1.0", {"broken": "sample_broken_import"})
+    broken = FakeDistribution("rlm-broken", "1.0", {"broken": f"{HELPERS}.sample_broken_import"})
     manager = manager_for(tmp_path, eps=[*INSTALLED, *entry_points(broken)])
     result = states(manager)
     state, reason = result["broken"]
@@ -207,14 +212,14 @@ def test_plugin_that_fails_to_import_is_unavailable_and_the_others_load(tmp_path
 
 
 def test_builtin_plugin_with_a_missing_extra_hints_at_the_extra(tmp_path: Path) -> None:
-    core = FakeDistribution("rlm-core", "0.1.0", {"mlflow": "sample_broken_import"})
+    core = FakeDistribution("rlm-core", "0.1.0", {"mlflow": f"{HELPERS}.sample_broken_import"})
     state, reason = states(manager_for(tmp_path, eps=entry_points(core)))["mlflow"]
     assert state == "unavailable"
     assert "pip install 'rlm-core[mlflow]'" in str(reason)
 
 
 def test_asking_for_an_unavailable_plugin_is_an_error_with_the_reason(tmp_path: Path) -> None:
-    broken = FakeDistribution("rlm-broken", "1.0", {"broken": "sample_broken_import"})
+    broken = FakeDistribution("rlm-broken", "1.0", {"broken": f"{HELPERS}.sample_broken_import"})
     with pytest.raises(
         PluginSelectionError,
         match=r"'broken' was asked for but is unavailable.*"
@@ -226,7 +231,7 @@ def test_asking_for_an_unavailable_plugin_is_an_error_with_the_reason(tmp_path: 
 
 
 def test_plugin_that_fails_to_construct_is_unavailable(tmp_path: Path) -> None:
-    dist = FakeDistribution("x", "1", {"ctor": "sample_plugins:ConstructorFails"})
+    dist = FakeDistribution("x", "1", {"ctor": f"{SAMPLES}:ConstructorFails"})
     state, reason = states(manager_for(tmp_path, eps=[*INSTALLED, *entry_points(dist)]))["ctor"]
     assert state == "unavailable"
     assert reason == "failed to start: OSError: backend directory is read-only"
@@ -242,7 +247,7 @@ def test_bad_config_section_makes_the_plugin_unavailable_with_the_reason(tmp_pat
 
 
 def test_plugin_implementing_an_unknown_hook_is_unavailable(tmp_path: Path) -> None:
-    dist = FakeDistribution("x", "1", {"typo": "sample_plugins:TypoTracker"})
+    dist = FakeDistribution("x", "1", {"typo": f"{SAMPLES}:TypoTracker"})
     state, reason = states(manager_for(tmp_path, eps=[*INSTALLED, *entry_points(dist)]))["typo"]
     assert state == "unavailable"
     assert "unknown hook(s) iterations" in str(reason)
@@ -251,7 +256,7 @@ def test_plugin_implementing_an_unknown_hook_is_unavailable(tmp_path: Path) -> N
 def test_duplicate_entry_point_name_keeps_the_first(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    other = FakeDistribution("rlm-other", "9", {"counting": "sample_plugins:RaisingTracker"})
+    other = FakeDistribution("rlm-other", "9", {"counting": f"{SAMPLES}:RaisingTracker"})
     manager = manager_for(tmp_path, eps=[*INSTALLED, *entry_points(other)])
     assert isinstance(manager.get_plugin("counting"), CountingTracker)
     assert "already provides a plugin of that name" in caplog.text

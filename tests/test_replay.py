@@ -8,16 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_jsonl_helpers import (
+
+from rlm_core.runlog import MetricsPoint, read_log
+from rlm_core.testing import RecordingPlugin, capture_events
+from tests.helpers.jsonl import (
     START,
     install_replay_trackers,
     realistic_run,
     rlm_main,
     write_log,
 )
-
-from rlm_core.runlog import MetricsPoint, read_log
-from rlm_core.testing import RecordingPlugin, capture_events
 
 
 @pytest.fixture

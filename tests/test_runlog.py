@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_jsonl_helpers import realistic_run, write_log
 
 from rlm_core import hookspecs
 from rlm_core.events import RunInfo
@@ -22,6 +21,7 @@ from rlm_core.runlog import (
     locate_run,
     read_log,
 )
+from tests.helpers.jsonl import realistic_run, write_log
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_jsonl_helpers import realistic_run, rlm_main, write_log
+
+from tests.helpers.jsonl import realistic_run, rlm_main, write_log
 
 
 @pytest.fixture

@@ -124,7 +124,7 @@ def slow_collector(delay: float) -> Iterator[tuple[str, list[dict[str, Any]]]]:
 def main() -> None:
     """Replay the bundled demo run with the shipper against a collector that takes 0.5 s."""
     import rlm_core
-    from rlm_core.demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
+    from rlm_core.testing import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 
     with slow_collector(delay=0.5) as (url, received):
         shipper = HttpEventShipper(url, batch_size=5)

@@ -11,11 +11,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rlm_core.commands.memory_report import register_report
 from rlm_core.commands.options import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.memory.base import MemoryStats, MemoryUse
 from rlm_core.memory.store import SQLiteMemoryStore
+from rlm_plugins.memory_metrics.cli import register_report
 
 _MAX_PROBLEMS_SHOWN = 50
 _TITLE_CHARS = 60

@@ -35,7 +35,7 @@ def register(commands: Any) -> None:
 def new_plugin(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rlm_core.scaffold import plugin_names, scaffold_plugin
+    from rlm_core._scaffold import plugin_names, scaffold_plugin
 
     root = scaffold_plugin(args.name, Path(args.dir))
     names = plugin_names(args.name)
@@ -48,7 +48,7 @@ def new_plugin(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlm_core.plugin_health import read_health
+    from rlm_core._health_file import read_health
     from rlm_core.plugins import get_plugin_manager
 
     statuses = get_plugin_manager(settings_from(args)).statuses()

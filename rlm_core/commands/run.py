@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from rlm_core.demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
+    from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 
     args.lm = args.sub_lm = f"scripted:{DEMO_CASSETTE}"
     return _execute(args, DEMO_QUESTION, DEMO_ONTOLOGY, record=None)

@@ -12,10 +12,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from rlm_core._publish import register_run, unregister_run
 from rlm_core.events import Event, RunInfo, utc_now
 from rlm_core.hookspecs import PAYLOAD_ARGUMENTS
 from rlm_core.plugins import PluginManager
-from rlm_core.publish import register_run, unregister_run
 
 __all__ = ["RunEmitter"]
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rlm_core._health_file import record_health
 from rlm_core.config import CliOptions, Selection, Settings, load_settings
 from rlm_core.engine.emitter import RunEmitter
 from rlm_core.events import (
@@ -34,7 +35,6 @@ from rlm_core.events import (
     RunResult,
     utc_now,
 )
-from rlm_core.plugin_health import record_health
 from rlm_core.plugins import PluginManager, get_plugin_manager
 
 __all__ = ["GradeFunction", "new_run_id", "run"]
@@ -281,8 +281,8 @@ def _recall(
 def _recall_from(
     store: Any, emitter: RunEmitter, info: RunInfo, settings: Settings
 ) -> tuple[Any, str]:
+    from rlm_core._redact import Redactor
     from rlm_core.memory import RunMemory
-    from rlm_core.redact import Redactor
 
     memory = RunMemory(
         store,

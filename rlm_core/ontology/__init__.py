@@ -3,6 +3,8 @@
 ``load_ontology`` parses a file (without touching the network), ``build_sense_card`` summarises
 it for the model's first prompt, and ``OntologyTools`` gives LM-written code search, describe,
 SPARQL and result paging whose answers are always short text.
+
+Internal to rlm-core (the engine uses it); names here may change without notice.
 """
 
 from __future__ import annotations

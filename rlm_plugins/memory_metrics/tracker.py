@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from rlm_core._publish import publish_metrics
 from rlm_core.events import (
     Iteration,
     Judgment,
@@ -26,7 +27,6 @@ from rlm_core.events import (
     RunResult,
 )
 from rlm_core.hookspecs import hookimpl
-from rlm_core.publish import publish_metrics
 from rlm_plugins.memory_metrics.measure import PREFIX, Measurement, RunObservations, measure
 from rlm_plugins.memory_metrics.sources import MemoryReadError, MemoryText, read_memories
 from rlm_plugins.memory_metrics.state import RetrievalRow, RunRow, write_run

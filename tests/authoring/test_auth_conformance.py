@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rlm_core import hookimpl
-from rlm_core.conformance import SPIKE_FACTOR, check_plugin
+from rlm_core._conformance import SPIKE_FACTOR, check_plugin
 from rlm_core.delivery import BackgroundDelivery
 from rlm_core.events import Judgment, MemoryRetrieval, RunInfo, RunResult
 from rlm_core.testing import RecordingPlugin, capture_events

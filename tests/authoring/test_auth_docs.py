@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_auth_support import EXAMPLES, REPO, clean_environment, run
+
+from tests.authoring.helpers import EXAMPLES, REPO, clean_environment, run
 
 DOCS = REPO / "docs"
 PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.M | re.S)

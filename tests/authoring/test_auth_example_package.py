@@ -13,9 +13,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_auth_support import EXAMPLES, clean_environment, pip_install_target, run, webhook_receiver
 
-from rlm_core.demo import DEMO_QUESTION
+from rlm_core._demo import DEMO_QUESTION
+from tests.authoring.helpers import (
+    EXAMPLES,
+    clean_environment,
+    pip_install_target,
+    run,
+    webhook_receiver,
+)
 
 PACKAGE = EXAMPLES / "rlm-webhook-notifier"
 pytestmark = pytest.mark.slow

@@ -7,10 +7,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from test_auth_support import FreshVenv
 
+from rlm_core._scaffold import PluginNames, ScaffoldError, plugin_names, scaffold_plugin
 from rlm_core.errors import RLMError
-from rlm_core.scaffold import PluginNames, ScaffoldError, plugin_names, scaffold_plugin
+from tests.authoring.helpers import FreshVenv
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,11 @@ import types
 from pathlib import Path
 
 import pytest
-from test_auth_support import EXAMPLES
 
 from rlm_core import run
-from rlm_core.conformance import check_plugin
-from rlm_core.demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
+from rlm_core._conformance import check_plugin
+from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
+from tests.authoring.helpers import EXAMPLES
 
 
 @pytest.fixture(scope="module")

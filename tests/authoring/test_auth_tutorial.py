@@ -13,9 +13,9 @@ import shlex
 from pathlib import Path
 
 import pytest
-from test_auth_support import EXAMPLES, REPO, FreshVenv, webhook_receiver
 
-from rlm_core.demo import DEMO_QUESTION
+from rlm_core._demo import DEMO_QUESTION
+from tests.authoring.helpers import EXAMPLES, REPO, FreshVenv, webhook_receiver
 
 TUTORIAL = REPO / "docs" / "tutorial.md"
 PACKAGE = EXAMPLES / "rlm-webhook-notifier"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core.demo import DEMO_ONTOLOGY
 from rlm_core.eval.graders import contains_check, run_query, sparql_check
 from rlm_core.eval.tasks import AnswerPattern, Task
 from rlm_core.ontology import load_ontology
+from rlm_core.testing import DEMO_ONTOLOGY
 
 LEVELS = "SELECT ?level WHERE { ?level a coffee:RoastLevel }"
 

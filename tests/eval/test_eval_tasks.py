@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core.demo import DEMO_ONTOLOGY
 from rlm_core.eval.demo import DEMO_CASSETTES, DEMO_TASKS
 from rlm_core.eval.tasks import TaskFileError, load_tasks
+from rlm_core.testing import DEMO_ONTOLOGY
 
 RLM = Path(sys.executable).parent / "rlm"
 

@@ -32,10 +32,7 @@ PACK = "\n".join(
 )
 
 
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RLM_CONFIG", raising=False)
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 def rlm_memory(*argv: str) -> int:

@@ -8,14 +8,22 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from test_mm_helpers import cassette, extracted, judged, seed, step, stored_rows, submit
 
 from rlm_core import run
+from rlm_core._demo import DEMO_ONTOLOGY
 from rlm_core.config import CliOptions, load_settings
-from rlm_core.demo import DEMO_ONTOLOGY
 from rlm_core.plugins import get_plugin_manager
 from rlm_core.testing import RecordingPlugin
 from rlm_plugins.memory_metrics import MemoryMetricsTracker
+from tests.memory_metrics.helpers import (
+    cassette,
+    extracted,
+    judged,
+    seed,
+    step,
+    stored_rows,
+    submit,
+)
 
 ENTRY_POINT = importlib.metadata.EntryPoint(
     name="memory_metrics", value="rlm_plugins.memory_metrics:MemoryMetricsTracker", group="rlm"
@@ -24,11 +32,8 @@ PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
 @pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    for variable in ("RLM_TRACKERS", "RLM_DISABLE", "RLM_CONFIG"):
-        monkeypatch.delenv(variable, raising=False)
-    seed(tmp_path / "rlm-memory.db")
+def _seeded(in_tmp: Path) -> None:
+    seed(in_tmp / "rlm-memory.db")
 
 
 def hook_names(model: str, options: CliOptions) -> list[str]:

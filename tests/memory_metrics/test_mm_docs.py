@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core.commands.memory_report import register_report
 from rlm_plugins.memory_metrics import MemoryMetricsTracker
+from rlm_plugins.memory_metrics.cli import register_report
 from rlm_plugins.memory_metrics.measure import METRICS
 from rlm_plugins.memory_metrics.state import RunRow, write_run
 from rlm_plugins.memory_metrics.terms import COMMON_NAMES, SPARQL_KEYWORDS

@@ -8,7 +8,13 @@ import logging
 from pathlib import Path
 
 import pytest
-from test_mm_helpers import (
+
+from rlm_core.config import MemorySettings, Settings
+from rlm_core.engine.cassette import Response
+from rlm_core.memory import MemoryDraft
+from rlm_core.testing import RecordingPlugin
+from rlm_plugins.memory_metrics import MemoryMetricsTracker
+from tests.memory_metrics.helpers import (
     EQUIPMENT,
     HEADER,
     HIERARCHY,
@@ -24,12 +30,6 @@ from test_mm_helpers import (
     stored_rows,
     submit,
 )
-
-from rlm_core.config import MemorySettings, Settings
-from rlm_core.engine.cassette import Response
-from rlm_core.memory import MemoryDraft
-from rlm_core.testing import RecordingPlugin
-from rlm_plugins.memory_metrics import MemoryMetricsTracker
 
 M = "memory_metrics."
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_mm_helpers import (
+
+from rlm_core.testing import RecordingPlugin
+from rlm_plugins.memory_metrics import MemoryMetricsTracker
+from tests.memory_metrics.helpers import (
     cassette,
     extracted,
     judged,
@@ -16,9 +19,6 @@ from test_mm_helpers import (
     step,
     submit,
 )
-
-from rlm_core.testing import RecordingPlugin
-from rlm_plugins.memory_metrics import MemoryMetricsTracker
 
 mlflow_tracker = pytest.importorskip(
     "rlm_plugins.mlflow",

@@ -9,7 +9,11 @@ from typing import Any
 import dspy
 import pytest
 from dspy.utils.callback import BaseCallback
-from test_mm_helpers import (
+
+from rlm_core.memory import MemoryDraft, SQLiteMemoryStore
+from rlm_core.testing import RecordingPlugin
+from rlm_plugins.memory_metrics import MemoryMetricsTracker
+from tests.memory_metrics.helpers import (
     EQUIPMENT,
     HEADER,
     HIERARCHY,
@@ -24,10 +28,6 @@ from test_mm_helpers import (
     step,
     submit,
 )
-
-from rlm_core.memory import MemoryDraft, SQLiteMemoryStore
-from rlm_core.testing import RecordingPlugin
-from rlm_plugins.memory_metrics import MemoryMetricsTracker
 
 
 class Prompts(BaseCallback):  # type: ignore[misc]

@@ -1,4 +1,4 @@
-"""rlm_core.publish: plugins publish metrics into the run in progress, from inside their hooks, and
+"""rlm_core._publish: plugins publish metrics into the run in progress, from inside their hooks, and
 the memory metrics reach every tracker before that tracker's run_end."""
 
 from __future__ import annotations
@@ -7,14 +7,22 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from test_mm_helpers import cassette, extracted, judged, memory_settings, scripted_run, seed, step
-from test_mm_helpers import submit as submit_code
 
 from rlm_core import hookimpl
+from rlm_core._publish import publish_metrics, register_run, unregister_run
 from rlm_core.events import Iteration, RunInfo, RunResult
-from rlm_core.publish import publish_metrics, register_run, unregister_run
 from rlm_core.testing import RecordingPlugin
 from rlm_plugins.memory_metrics import MemoryMetricsTracker
+from tests.memory_metrics.helpers import (
+    cassette,
+    extracted,
+    judged,
+    memory_settings,
+    scripted_run,
+    seed,
+    step,
+)
+from tests.memory_metrics.helpers import submit as submit_code
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_mm_helpers import (
+
+from rlm_core._demo import DEMO_ONTOLOGY
+from rlm_core.cli import main
+from rlm_core.config import MemorySettings, Settings
+from rlm_core.memory import memory_id
+from rlm_plugins.memory_metrics import MemoryMetricsTracker
+from tests.memory_metrics.helpers import (
     EQUIPMENT,
     EQUIPMENT_QUESTION,
     HEADER,
@@ -31,12 +37,6 @@ from test_mm_helpers import (
     step,
     submit,
 )
-
-from rlm_core.cli import main
-from rlm_core.config import MemorySettings, Settings
-from rlm_core.demo import DEMO_ONTOLOGY
-from rlm_core.memory import memory_id
-from rlm_plugins.memory_metrics import MemoryMetricsTracker
 
 OFF = Settings(step_timeout=20.0, memory=MemorySettings(enabled=False))
 

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_mlf_helpers import PROV_CASSETTE, QUIET, free_port, prov_run
 
 from rlm_core import RunResult, cli, run
 from rlm_plugins.mlflow import MlflowTracker
+from tests.mlflow.helpers import PROV_CASSETTE, QUIET, free_port, prov_run
 
 Rlm = Callable[..., int]
 

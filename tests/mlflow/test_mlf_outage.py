@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-from test_mlf_helpers import (
+
+from rlm_plugins.mlflow import MlflowTracker
+from tests.mlflow.helpers import (
     client,
     free_port,
     histories,
@@ -17,8 +19,6 @@ from test_mlf_helpers import (
     runs_of,
     the_run,
 )
-
-from rlm_plugins.mlflow import MlflowTracker
 
 pytestmark = pytest.mark.slow
 

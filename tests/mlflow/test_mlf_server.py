@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_mlf_helpers import (
+
+from rlm_plugins.mlflow import MlflowTracker
+from tests.mlflow.helpers import (
     client,
     free_port,
     histories,
@@ -15,8 +17,6 @@ from test_mlf_helpers import (
     prov_run,
     the_run,
 )
-
-from rlm_plugins.mlflow import MlflowTracker
 
 pytestmark = pytest.mark.slow
 

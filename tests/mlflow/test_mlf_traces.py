@@ -9,9 +9,9 @@ from typing import Any
 
 import dspy
 import pytest
-from test_mlf_helpers import client, prov_run, the_run
 
 from rlm_plugins.mlflow import MlflowTracker
+from tests.mlflow.helpers import client, prov_run, the_run
 
 
 @pytest.fixture(autouse=True)

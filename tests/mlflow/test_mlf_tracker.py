@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_mlf_helpers import (
+
+from rlm_core import Settings, run
+from rlm_core.config import MemorySettings
+from rlm_core.plugins import get_plugin_manager
+from rlm_plugins.jsonl import JsonlTracker
+from rlm_plugins.mlflow import MlflowTracker
+from tests.mlflow.helpers import (
     PROV,
     PROV_CASSETTE,
     PROV_QUESTION,
@@ -30,12 +36,6 @@ from test_mlf_helpers import (
     the_run,
     twenty_step_cassette,
 )
-
-from rlm_core import Settings, run
-from rlm_core.config import MemorySettings
-from rlm_core.plugins import get_plugin_manager
-from rlm_plugins.jsonl import JsonlTracker
-from rlm_plugins.mlflow import MlflowTracker
 
 
 @pytest.fixture(autouse=True)
@@ -361,6 +361,7 @@ def test_without_mlflow_the_plugin_is_unavailable_with_an_install_hint(
 ) -> None:
     monkeypatch.setitem(sys.modules, "mlflow", None)  # find_spec("mlflow") is None
     monkeypatch.delitem(sys.modules, "rlm_plugins.mlflow")
+    monkeypatch.delitem(sys.modules, "rlm_plugins.mlflow.tracker")
     entry_point = importlib.metadata.EntryPoint(
         name="mlflow", value="rlm_plugins.mlflow:MlflowTracker", group="rlm"
     )

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core.demo import DEMO_ONTOLOGY
+from rlm_core._demo import DEMO_ONTOLOGY
 from rlm_core.ontology import LoadedOntology, OntologyTools, load_ontology
-
-SHARED_ONTOLOGIES = Path(__file__).resolve().parents[2].parent / "shared" / "ontologies"
+from tests.helpers.paths import SHARED_ONTOLOGIES
 
 
 def shared(name: str) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rdflib import OWL, RDF, RDFS, URIRef
 
-from rlm_core.demo import DEMO_ONTOLOGY
+from rlm_core._demo import DEMO_ONTOLOGY
 from rlm_core.ontology import LoadedOntology
 
 COFFEE = "https://example.org/rlm-core/coffee#"

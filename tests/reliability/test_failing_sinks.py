@@ -12,17 +12,12 @@ from pathlib import Path
 import pytest
 
 from rlm_core import Settings, run
+from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 from rlm_core.config import MemorySettings, Selection
-from rlm_core.demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 from rlm_core.runlog import read_log
 from rlm_plugins.jsonl import JsonlTracker
 
-
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    for variable in ("RLM_TRACKERS", "RLM_DISABLE", "RLM_CONFIG", "RLM_MODEL"):
-        monkeypatch.delenv(variable, raising=False)
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 def test_a_jsonl_directory_that_cannot_be_created_is_reported_and_the_run_completes(
@@ -52,7 +47,7 @@ DISK_FULL = textwrap.dedent(
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
     from rlm_core import run
-    from rlm_core.demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
+    from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
     from rlm_plugins.jsonl import JsonlTracker
     result = run(DEMO_QUESTION, DEMO_ONTOLOGY, model=f"scripted:{DEMO_CASSETTE}",
                  trackers=[], plugins=[JsonlTracker()], memory=False)

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faulty_plugin import FAULTS, RELEASE
 
 from rlm_core import RunResult, Settings, run
+from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 from rlm_core.cli import main
 from rlm_core.config import MemorySettings, Selection
-from rlm_core.demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 from rlm_core.plugins import HOOK_NAMES, get_plugin_manager
 from rlm_core.runlog import read_log
+from tests.reliability.faulty_plugin import FAULTS, RELEASE
 
 HOOK_TIMEOUT = 0.5
 # Hooks that fire after run_end's result was built (memory_metrics publishes at run_end): what
@@ -41,7 +41,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "Metadata-Version: 2.1\nName: rlm-faulty-tracker\nVersion: 1.0\n", encoding="utf-8"
     )
     (info / "entry_points.txt").write_text(
-        "[rlm]\nfaulty = faulty_plugin:FaultyTracker\n", encoding="utf-8"
+        "[rlm]\nfaulty = tests.reliability.faulty_plugin:FaultyTracker\n", encoding="utf-8"
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(site))

@@ -16,11 +16,15 @@ from pathlib import Path
 
 import pytest
 import rlm_core
-from rlm_core.conformance import check_plugin
-from rlm_core.demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 from rlm_core.events import Judgment, RunResult
 from rlm_core.plugins import PluginManager
-from rlm_core.testing import RecordingPlugin
+from rlm_core.testing import (
+    DEMO_CASSETTE,
+    DEMO_ONTOLOGY,
+    DEMO_QUESTION,
+    RecordingPlugin,
+    check_plugin,
+)
 
 from rlm_webhook_notifier import WebhookNotifier
 

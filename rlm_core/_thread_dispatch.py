@@ -13,8 +13,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from rlm_core._fault_isolation import PluginHealth
 from rlm_core.delivery import BackgroundDelivery
-from rlm_core.dispatch import PluginHealth
 
 __all__ = ["DISPATCH_MODES", "ThreadedDispatch"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from rlm_core import RunResult, Settings, run
+from rlm_core._demo import DEMO_ONTOLOGY
 from rlm_core.config import MemorySettings
-from rlm_core.demo import DEMO_ONTOLOGY
 from rlm_core.engine.cassette import Response
 from rlm_core.memory import MemoryDraft, SQLiteMemoryStore
 from rlm_core.memory.scripted import scripted_extraction, scripted_judgment

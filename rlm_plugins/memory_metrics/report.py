@@ -2,8 +2,7 @@
 
 Reads the state file the ``memory_metrics`` tracker writes at the end of every run (SQLite,
 layout version 1 in ``user_version``; the layout is documented in
-``docs/trackers/memory_metrics.md``). This module reads the file itself rather than importing the
-plugin: ``rlm_core`` never imports ``rlm_plugins``. matplotlib (the ``plot`` extra) is imported
+``docs/trackers/memory_metrics.md``). matplotlib (the ``plot`` extra) is imported
 only for ``--plot``.
 
 A run is *with memory* when at least one memory was put in its prompt; runs with memory off and
@@ -13,84 +12,23 @@ runs (the judge runs only when memory is on); ``converged`` is known for every r
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
-import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rlm_core.commands.options import EXIT_OK
-from rlm_core.config import CliOptions, load_settings
 from rlm_core.errors import RLMError
+from rlm_plugins.memory_metrics.state import STATE_VERSION
 
-__all__ = ["DEFAULT_STATE", "ReportError", "memory_report", "register_report"]
-
-DEFAULT_STATE = "rlm-memory-metrics.db"
-STATE_VERSION = 1
-_PLUGIN = "memory_metrics"
 _TITLE_CHARS = 48
-_PLOT_HINT = "pip install 'rlm-core[plot]'"
+PLOT_HINT = "pip install 'rlm-core[plot]'"
 
 
 class ReportError(RLMError):
     """The state file cannot be read or the plot cannot be written; the message says why."""
-
-
-def register_report(subcommands: Any) -> None:
-    """Add ``report`` to the subcommands of ``rlm memory``."""
-    report = subcommands.add_parser(
-        "report",
-        help="do memories help? runs with vs without memory, and each memory's record",
-        description="Compare runs with memory (at least one memory in the prompt) and without "
-        "it, per ontology: success (judged runs), convergence, iterations, tokens, duration. "
-        "Then, per memory: how often it was retrieved and used, and the success rate of the "
-        "runs that retrieved it against runs of the same ontologies without it. Reads what "
-        "the memory_metrics tracker recorded.",
-    )
-    report.add_argument("--ontology", metavar="NAME", help="only runs on this ontology")
-    report.add_argument(
-        "--format",
-        choices=("table", "json", "markdown"),
-        default="table",
-        help="output format (table)",
-    )
-    report.add_argument(
-        "--plot", metavar="PATH", help=f"also write a PNG over time (needs {_PLOT_HINT})"
-    )
-    report.add_argument(
-        "--state",
-        metavar="PATH",
-        help=f"the tracker's state file (default: [plugins.{_PLUGIN}] state, {DEFAULT_STATE})",
-    )
-    report.add_argument("--config", metavar="PATH", help="config file (default: ./rlm.toml)")
-    report.set_defaults(handler=memory_report)
-
-
-def memory_report(args: argparse.Namespace) -> int:
-    """Print the report; write the plot when asked."""
-    path = Path(args.state or _configured_state(args.config))
-    runs = read_runs(path, args.ontology)
-    if args.plot:
-        _require_matplotlib()  # before printing anything: a missing extra is a clean error
-    report = build_report(runs, state=str(path), ontology=args.ontology)
-    if args.format == "json":
-        print(json.dumps(report, indent=2, ensure_ascii=False))
-    else:
-        print(_render(report, markdown=args.format == "markdown"))
-    if args.plot:
-        if not runs:
-            raise ReportError(f"nothing to plot: {_no_runs(path, args.ontology)}")
-        write_plot(runs, Path(args.plot), args.ontology)
-    return EXIT_OK
-
-
-def _configured_state(config: str | None) -> str:
-    state = load_settings(CliOptions(config=config)).plugin_config(_PLUGIN).get("state")
-    return state if isinstance(state, str) and state else DEFAULT_STATE
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -309,7 +247,7 @@ _MEMORY_COLUMNS: tuple[_Column, ...] = (
 )
 
 
-def _render(report: dict[str, Any], *, markdown: bool) -> str:
+def render(report: dict[str, Any], *, markdown: bool) -> str:
     scope = f"ontology {report['ontology']}" if report["ontology"] else "all ontologies"
     lines = [f"Memory metrics: {report['runs']} runs in {report['state']} ({scope})"]
     if not report["runs"]:
@@ -359,19 +297,19 @@ def _table(
     ]
 
 
-def _no_runs(path: Path, ontology: str | None) -> str:
+def no_runs(path: Path, ontology: str | None) -> str:
     return f"{path} has no runs" + (f" on ontology {ontology!r}" if ontology else "")
 
 
 # -- the plot -----------------------------------------------------------------------------------
 
 
-def _require_matplotlib() -> None:
+def require_matplotlib() -> None:
     """A clear error naming the extra that installs matplotlib, when it is missing."""
     try:
         import matplotlib  # noqa: F401
     except ImportError as exc:
-        raise ReportError(f"--plot needs matplotlib ({exc}): {_PLOT_HINT}") from None
+        raise ReportError(f"--plot needs matplotlib ({exc}): {PLOT_HINT}") from None
 
 
 def write_plot(runs: Sequence[Run], path: Path, ontology: str | None) -> None:

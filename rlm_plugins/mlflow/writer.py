@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from rlm_core import __version__
+from rlm_core._redact import Redactor
 from rlm_core.events import RunInfo
-from rlm_core.mlflow_location import check_reachable, is_server
-from rlm_core.redact import Redactor
-from rlm_plugins.mlflow_tracker import traces
-from rlm_plugins.mlflow_tracker.records import (
+from rlm_plugins.mlflow import traces
+from rlm_plugins.mlflow.location import check_reachable, is_server
+from rlm_plugins.mlflow.records import (
     Artifact,
     End,
     LinkTraces,

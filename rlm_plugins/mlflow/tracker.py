@@ -2,7 +2,7 @@
 
 Hooks run on the engine thread and only build small records for a
 :class:`~rlm_core.delivery.BackgroundDelivery` worker, which makes every MLflow call
-(:mod:`rlm_plugins.mlflow_tracker.writer`). ``run_end`` waits for the worker at most
+(:mod:`rlm_plugins.mlflow.writer`). ``run_end`` waits for the worker at most
 ``flush_timeout`` seconds; what did not reach MLflow by then is kept in a spool file that
 ``rlm replay FILE --to mlflow`` sends later. Importing this module does not import mlflow (it
 only checks that mlflow is installed), so listing plugins stays fast.
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rlm_core import __version__
+from rlm_core._redact import Redactor
 from rlm_core.delivery import BackgroundDelivery
 from rlm_core.events import (
     SCHEMA_VERSION,
@@ -40,14 +41,13 @@ from rlm_core.events import (
     utc_now,
 )
 from rlm_core.hookspecs import hookimpl
-from rlm_core.mlflow_location import (
+from rlm_plugins.mlflow.location import (
     artifact_location_for,
     is_server,
     resolve_artifact_location,
     resolve_tracking_uri,
 )
-from rlm_core.redact import Redactor
-from rlm_plugins.mlflow_tracker.records import (
+from rlm_plugins.mlflow.records import (
     Artifact,
     End,
     LinkTraces,
@@ -58,8 +58,8 @@ from rlm_plugins.mlflow_tracker.records import (
     Values,
     millis,
 )
-from rlm_plugins.mlflow_tracker.traces import DspyTraces
-from rlm_plugins.mlflow_tracker.writer import MlflowWriter
+from rlm_plugins.mlflow.traces import DspyTraces
+from rlm_plugins.mlflow.writer import MlflowWriter
 
 __all__ = ["MlflowTracker"]
 

@@ -261,8 +261,8 @@ def install_replay_trackers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     (dist_info / "entry_points.txt").write_text(
         "[rlm]\n"
         "jsonl = rlm_plugins.jsonl:JsonlTracker\n"
-        "quiet = test_jsonl_helpers:QuietTracker\n"
-        "failing = test_jsonl_helpers:FailingTracker\n",
+        "quiet = tests.helpers.jsonl:QuietTracker\n"
+        "failing = tests.helpers.jsonl:FailingTracker\n",
         encoding="utf-8",
     )
     monkeypatch.syspath_prepend(str(site))

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
-from rlm_core.mlflow_location import resolve_tracking_uri
+from rlm_plugins.mlflow.location import resolve_tracking_uri
 
 __all__ = ["TRACE_RUN_ID_KEY", "DspyTraces", "link"]
 

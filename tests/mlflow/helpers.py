@@ -20,9 +20,10 @@ from rlm_core.config import MemorySettings
 from rlm_core.plugins import PluginManager
 from rlm_core.runlog import iter_hook_calls, read_log
 from rlm_core.testing import RecordingPlugin, capture_events, scripted_step, write_cassette
+from tests.helpers.paths import SHARED_ONTOLOGIES
 
 HERE = Path(__file__).resolve().parent
-PROV = HERE.parents[2] / "shared" / "ontologies" / "prov.ttl"
+PROV = SHARED_ONTOLOGIES / "prov.ttl"
 PROV_CASSETTE = HERE.parent / "cassettes" / "prov-activity.jsonl"
 PROV_QUESTION = "What is prov:Activity and which properties link it to agents?"
 # Memory off: these runs must not leave a memory database in the working directory.
@@ -131,7 +132,11 @@ def mlflow_server(directory: Path, port: int) -> Iterator[str]:
     directory.mkdir(parents=True, exist_ok=True)
     uri = f"http://127.0.0.1:{port}"
     command = [
-        str(Path(sys.executable).with_name("mlflow")),
+        # The module, not the console script: a venv that sees mlflow through its base
+        # interpreter has no ``mlflow`` script of its own.
+        sys.executable,
+        "-m",
+        "mlflow",
         "server",
         "--backend-store-uri",
         f"sqlite:///{directory / 'server.db'}",

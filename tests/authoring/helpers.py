@@ -1,7 +1,6 @@
 """What the plugin-author tests share: a fresh venv with rlm-core, pip offline, a local webhook.
 
-The other ``test_auth_*`` modules import from here (pytest puts this folder on ``sys.path``);
-the tests below check the helpers themselves.
+The ``test_auth_*`` modules import from here; ``test_auth_helpers.py`` checks the helpers.
 """
 
 from __future__ import annotations
@@ -9,16 +8,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import site as site_module
 import subprocess
 import sys
-import sysconfig
 import threading
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "docs" / "examples"
@@ -103,7 +100,9 @@ class FreshVenv:
             root,
             os.environ.copy(),
         ).stdout.strip()
-        outer = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+        # Every site directory of the test environment, the base interpreter's included when
+        # the test environment is itself a venv with system site-packages.
+        outer = dict.fromkeys(site_module.getsitepackages())
         lines = [f"import site; site.addsitedir({path!r})\n" for path in outer]
         Path(site, "_rlm_test_environment.pth").write_text("".join(lines), encoding="utf-8")
         self.pip_install(REPO)
@@ -182,25 +181,3 @@ def webhook_receiver() -> Iterator[Receiver]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-
-def test_the_receiver_records_posted_json() -> None:
-    import urllib.request
-
-    with webhook_receiver() as receiver:
-        request = urllib.request.Request(receiver.url, data=b'{"a": 1}', method="POST")
-        with urllib.request.urlopen(request, timeout=5) as response:
-            assert response.status == 204
-        assert receiver.wait_for(1) == [{"a": 1}]
-
-
-@pytest.mark.slow
-def test_a_fresh_venv_has_its_own_rlm_core_and_sees_its_dependencies(tmp_path: Path) -> None:
-    venv = FreshVenv(tmp_path / "venv")
-    code = "import dspy, rlm_core, sys; print(rlm_core.__file__); print(sys.prefix)"
-    result = venv.run([venv.python, "-c", code], tmp_path)
-    assert result.returncode == 0, result.stderr
-    location, prefix = result.stdout.split()
-    assert Path(location).is_relative_to(venv.root)
-    assert Path(prefix) == venv.root
-    assert (venv.bin / "rlm").exists()

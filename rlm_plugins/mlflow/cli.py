@@ -19,7 +19,7 @@ from typing import Any
 from rlm_core.commands.options import EXIT_OK, EXIT_USAGE
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.errors import RLMError
-from rlm_core.mlflow_location import check_reachable, is_server, sqlite_path
+from rlm_plugins.mlflow.location import check_reachable, is_server, sqlite_path
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "rlm"

@@ -1,0 +1,77 @@
+"""``rlm memory report``: the command line of the memory-metrics report (:mod:`.report`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rlm_core.commands.options import EXIT_OK
+from rlm_core.config import CliOptions, load_settings
+from rlm_plugins.memory_metrics.report import (
+    PLOT_HINT,
+    ReportError,
+    build_report,
+    no_runs,
+    read_runs,
+    render,
+    require_matplotlib,
+    write_plot,
+)
+from rlm_plugins.memory_metrics.tracker import DEFAULT_STATE
+
+_PLUGIN = "memory_metrics"
+
+
+def register_report(subcommands: Any) -> None:
+    """Add ``report`` to the subcommands of ``rlm memory``."""
+    report = subcommands.add_parser(
+        "report",
+        help="do memories help? runs with vs without memory, and each memory's record",
+        description="Compare runs with memory (at least one memory in the prompt) and without "
+        "it, per ontology: success (judged runs), convergence, iterations, tokens, duration. "
+        "Then, per memory: how often it was retrieved and used, and the success rate of the "
+        "runs that retrieved it against runs of the same ontologies without it. Reads what "
+        "the memory_metrics tracker recorded.",
+    )
+    report.add_argument("--ontology", metavar="NAME", help="only runs on this ontology")
+    report.add_argument(
+        "--format",
+        choices=("table", "json", "markdown"),
+        default="table",
+        help="output format (table)",
+    )
+    report.add_argument(
+        "--plot", metavar="PATH", help=f"also write a PNG over time (needs {PLOT_HINT})"
+    )
+    report.add_argument(
+        "--state",
+        metavar="PATH",
+        help=f"the tracker's state file (default: [plugins.{_PLUGIN}] state, {DEFAULT_STATE})",
+    )
+    report.add_argument("--config", metavar="PATH", help="config file (default: ./rlm.toml)")
+    report.set_defaults(handler=memory_report)
+
+
+def memory_report(args: argparse.Namespace) -> int:
+    """Print the report; write the plot when asked."""
+    path = Path(args.state or _configured_state(args.config))
+    runs = read_runs(path, args.ontology)
+    if args.plot:
+        require_matplotlib()  # before printing anything: a missing extra is a clean error
+    report = build_report(runs, state=str(path), ontology=args.ontology)
+    if args.format == "json":
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print(render(report, markdown=args.format == "markdown"))
+    if args.plot:
+        if not runs:
+            raise ReportError(f"nothing to plot: {no_runs(path, args.ontology)}")
+        write_plot(runs, Path(args.plot), args.ontology)
+    return EXIT_OK
+
+
+def _configured_state(config: str | None) -> str:
+    state = load_settings(CliOptions(config=config)).plugin_config(_PLUGIN).get("state")
+    return state if isinstance(state, str) and state else DEFAULT_STATE
