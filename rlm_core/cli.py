@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from rlm_core import __version__
 from rlm_core.commands.options import EXIT_USAGE
+from rlm_core.commands.suggest import SuggestingParser
 from rlm_core.errors import RLMError
 
 # Order is the order of ``rlm --help``.
@@ -30,7 +31,7 @@ _COMMANDS = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``rlm`` command."""
-    parser = argparse.ArgumentParser(
+    parser = SuggestingParser(
         prog="rlm",
         description="Run Recursive Language Model queries over RDF ontologies, observably.",
     )
