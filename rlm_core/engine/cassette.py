@@ -1,7 +1,8 @@
 """Cassettes: recorded LM responses, replayed in order through DSPy's own LM class.
 
 A cassette is a JSONL file. The optional first line is a header
-``{"cassette": 1, "recorded_with": "...", "created": "..."}``; every other line is one LM
+``{"cassette": 1, "recorded_with": "...", "created": "...", "question": "...",
+"ontology_sha256": "..."}``; every other line is one LM
 response: ``{"role": "root", "text": "...", "usage": {"prompt_tokens": 12, "completion_tokens":
 3}, "model": "openai/gpt-4o-mini", "latency_ms": 300}``. ``role`` says which LM answered:
 ``root`` (the RLM's own calls), ``sub`` (``llm_query`` from REPL code), or another role such as
@@ -12,11 +13,21 @@ network call), so benchmarks can show what running LM-bound runs in parallel buy
 
 Replay goes through ``dspy.LM`` with a custom engine, so DSPy's callbacks, history and usage
 accounting run as with a live provider.
+
+A recorded answer replayed for another question, or over another ontology, looks right and is
+wrong, so the header says what was asked (``question``) over which file (``ontology_sha256``, the
+SHA-256 of the ontology file's bytes) and :meth:`Cassette.check` refuses a run that differs,
+before any tracker hears of it. A header without these fields (cassettes written before they
+existed, or by hand for any question) is replayed unchecked: such cassettes are scripts, and
+what they were meant for is not recorded anywhere to check against.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import os
 import threading
 import time
 from collections import deque
@@ -34,9 +45,11 @@ __all__ = [
     "Cassette",
     "CassetteError",
     "CassetteExhausted",
+    "CassetteMismatch",
     "CassetteWriter",
     "Response",
     "ScriptedEngine",
+    "ontology_digest",
 ]
 
 CASSETTE_VERSION = 1
@@ -44,6 +57,10 @@ CASSETTE_VERSION = 1
 
 class CassetteError(RLMError):
     """A cassette file is missing or malformed; the message names the file and line."""
+
+
+class CassetteMismatch(CassetteError):
+    """A cassette was recorded for another question or another ontology file."""
 
 
 class CassetteExhausted(RLMError):
@@ -78,8 +95,19 @@ class Response:
 class Cassette:
     """The responses of a cassette file, handed out per role in file order (thread-safe)."""
 
-    def __init__(self, responses: Iterable[Response], source: str = "<memory>") -> None:
+    def __init__(
+        self,
+        responses: Iterable[Response],
+        source: str = "<memory>",
+        *,
+        question: str | None = None,
+        ontology_sha256: str | None = None,
+    ) -> None:
         self.source = source
+        self.question = question
+        """The question the responses answered, when the header records it."""
+        self.ontology_sha256 = ontology_sha256
+        """SHA-256 of the ontology file the run read, when the header records it."""
         self._queues: dict[str, deque[Response]] = {}
         self._used: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -95,6 +123,7 @@ class Cassette:
         except OSError as exc:
             raise CassetteError(f"cannot read cassette {path}: {exc.strerror}") from None
         responses = []
+        header: dict[str, Any] = {}
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -110,11 +139,29 @@ class Cassette:
                         f"{path}:{number}: cassette version {record['cassette']!r} is not "
                         f"supported (this rlm-core reads {CASSETTE_VERSION})"
                     )
+                header = _header_from(record, f"{path}:{number}")
                 continue
             responses.append(_response_from(record, f"{path}:{number}"))
         if not responses:
             raise CassetteError(f"cassette {path} holds no responses")
-        return cls(responses, source=str(path))
+        return cls(responses, source=str(path), **header)
+
+    def check(self, question: str, ontology: str | os.PathLike[str]) -> None:
+        """Raise :class:`CassetteMismatch` when the header says the responses were recorded
+        for another question, or over an ontology file with other contents."""
+        if self.question is not None and self.question.strip() != question.strip():
+            raise CassetteMismatch(
+                f"cassette {self.source} was recorded for the question {self.question!r}, not "
+                f"{question!r}"
+            )
+        if self.ontology_sha256 is None:
+            return
+        digest = ontology_digest(ontology)
+        if digest is not None and digest != self.ontology_sha256:
+            raise CassetteMismatch(
+                f"cassette {self.source} was recorded over another ontology than "
+                f"{os.fspath(ontology)} (the file's contents differ)"
+            )
 
     def next(self, role: str) -> Response:
         """The next unused response of ``role``."""
@@ -133,6 +180,39 @@ class Cassette:
         """How many responses of ``role`` are left."""
         with self._lock:
             return len(self._queues.get(role, ()))
+
+
+def ontology_digest(path: str | os.PathLike[str]) -> str | None:
+    """SHA-256 (hex) of the file's bytes; None when it cannot be read (the ontology loader
+    reports that). Remembered per path, size and modification time: an eval replays many
+    runs over the same file."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return _digest(os.path.abspath(path), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _digest(path: str, size: int, mtime_ns: int) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _header_from(record: dict[str, Any], where: str) -> dict[str, Any]:
+    header = {}
+    for key in ("question", "ontology_sha256"):
+        value = record.get(key)
+        if value is not None and not isinstance(value, str):
+            raise CassetteError(f"{where}: {key!r} must be a string")
+        header[key] = value
+    return header
 
 
 def _response_from(record: dict[str, Any], where: str) -> Response:
@@ -197,7 +277,14 @@ class ScriptedEngine:
 class CassetteWriter:
     """Appends responses to a cassette file as they happen, so a crashed run keeps its tape."""
 
-    def __init__(self, path: str | Path, recorded_with: str) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        recorded_with: str,
+        *,
+        question: str | None = None,
+        ontology_sha256: str | None = None,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -206,8 +293,11 @@ class CassetteWriter:
             "cassette": CASSETTE_VERSION,
             "recorded_with": recorded_with,
             "created": datetime.now(UTC).isoformat(),
+            "question": question,
+            "ontology_sha256": ontology_sha256,
         }
-        self._file.write(orjson.dumps(header) + b"\n")
+        recorded = {key: value for key, value in header.items() if value is not None}
+        self._file.write(orjson.dumps(recorded) + b"\n")
 
     def write(self, response: Response) -> None:
         with self._lock:

@@ -68,6 +68,7 @@ def run(
     record: str | os.PathLike[str] | None = None,
     manager: PluginManager | None = None,
     grade: GradeFunction | None = None,
+    allow_cassette_mismatch: bool = False,
 ) -> RunResult:
     """Answer ``question`` over the ontology file ``ontology`` and return how the run ended.
 
@@ -83,14 +84,20 @@ def run(
     :param manager: emit to this plugin manager instead of one built from the settings (whose
         tracker selection, ``trackers`` and ``plugins`` are then not used).
     :param grade: grade the run's answer before ``run_end`` and emit the grade (``graded``).
+    :param allow_cassette_mismatch: replay a cassette recorded for another question or
+        ontology (``--lm-allow-mismatch``); by default that is a
+        :class:`~rlm_core.engine.cassette.CassetteMismatch`, raised before the run starts.
     :raises rlm_core.RLMError: the run cannot start (no model, missing API key, bad config, a
-        memory database that cannot be opened).
+        cassette recorded for another question or ontology, a memory database that cannot be
+        opened).
     """
     settings = _settings(config, model, sub_model, max_iterations, max_llm_calls, trackers, memory)
     from rlm_core.engine.interpreter import interpreter_factory
     from rlm_core.engine.lm import build_language_models
 
     lms = build_language_models(settings.model, settings.sub_model)
+    if not allow_cassette_mismatch:
+        _check_cassettes(lms.cassettes, question, ontology)
     factory = interpreter_factory(settings.interpreter, settings.step_timeout)
     if manager is None:
         manager = get_plugin_manager(settings, plugins=plugins)
@@ -192,6 +199,20 @@ def _run(
         record_health(emitter.run_id, *emitter.plugin_trouble())
     assert result is not None  # run_end is always built
     return result
+
+
+def _check_cassettes(
+    cassettes: Iterable[Any], question: str, ontology: str | os.PathLike[str]
+) -> None:
+    from rlm_core.engine.cassette import CassetteMismatch
+
+    try:
+        for cassette in cassettes:
+            cassette.check(question, ontology)
+    except CassetteMismatch as exc:
+        raise CassetteMismatch(
+            f"{exc}; --lm-allow-mismatch (run(allow_cassette_mismatch=True)) replays it anyway"
+        ) from None
 
 
 @dataclasses.dataclass
@@ -379,7 +400,7 @@ def _execute(
     import dspy
 
     from rlm_core.engine.bridge import HookBridge
-    from rlm_core.engine.cassette import CassetteWriter, Response
+    from rlm_core.engine.cassette import CassetteWriter, Response, ontology_digest
     from rlm_core.engine.program import build_program
     from rlm_core.ontology import OntologyTools
     from rlm_core.ontology.cache import cached_sense_card
@@ -395,7 +416,14 @@ def _execute(
         interpreter_factory=factory,
     )
     writer = (
-        None if record is None else CassetteWriter(os.fspath(record), recorded_with=lms.root_name)
+        None
+        if record is None
+        else CassetteWriter(
+            os.fspath(record),
+            recorded_with=lms.root_name,
+            question=question,
+            ontology_sha256=ontology_digest(loaded.path),
+        )
     )
     bridge = HookBridge(
         emitter,

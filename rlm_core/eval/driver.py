@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from rlm_core.config import Settings
 from rlm_core.errors import ConfigError
@@ -24,7 +24,7 @@ from rlm_core.eval.plan import Condition, Lane, parse_vary, plan_lanes
 from rlm_core.eval.progress import Progress
 from rlm_core.eval.results import ResultLog, RunRecord, read_records, write_manifest
 from rlm_core.eval.summary import Summary, summarize
-from rlm_core.eval.tasks import TaskFileError, TaskSet, load_tasks
+from rlm_core.eval.tasks import Task, TaskFileError, TaskSet, load_tasks
 from rlm_core.events import EvalInfo, EvalSummary, utc_now
 
 __all__ = ["EXECUTORS", "EvalOptions", "EvalOutcome", "run_eval"]
@@ -228,34 +228,23 @@ def _check_models(tasks: TaskSet, conditions: Sequence[Condition], settings: Set
         for task in tasks.tasks:
             chosen = model_for(model, task)
             sub = model_for(settings.sub_model, task) if settings.sub_model else None
-            _check_cassette_question(chosen, task.question, task.id)
+            _check_cassette(chosen, task)
             build_language_models(chosen, sub)
 
 
-def _check_cassette_question(model: str, question: str, task_id: str) -> None:
-    """A cassette that says which question it was recorded for must be this task's."""
-    import orjson
-
-    from rlm_core.engine.cassette import CassetteError
+def _check_cassette(model: str, task: Task) -> None:
+    """A cassette that says which question and ontology it was recorded for must be the
+    task's: checked for every task before the first run, so a mix-up stops the eval early."""
+    from rlm_core.engine.cassette import Cassette, CassetteMismatch
     from rlm_core.engine.lm import SCRIPTED_PREFIX
 
     if not model.startswith(SCRIPTED_PREFIX):
         return
-    path = Path(model[len(SCRIPTED_PREFIX) :]).expanduser()
+    cassette = Cassette.load(Path(model[len(SCRIPTED_PREFIX) :]).expanduser())
     try:
-        first = path.read_bytes().split(b"\n", 1)[0]
-        header: Any = orjson.loads(first)
-    except OSError as exc:
-        raise CassetteError(
-            f"task {task_id!r}: cannot read cassette {path}: {exc.strerror}"
-        ) from None
-    except orjson.JSONDecodeError:
-        return  # Cassette.load reports it with its line
-    recorded = header.get("question") if isinstance(header, dict) else None
-    if recorded is not None and recorded != question:
-        raise CassetteError(
-            f"{path}: recorded for the question {recorded!r}, not task {task_id!r}'s question"
-        )
+        cassette.check(task.question, task.ontology)
+    except CassetteMismatch as exc:
+        raise CassetteMismatch(f"task {task.id!r}: {exc}") from None
 
 
 def _check_references(tasks: TaskSet) -> None:
