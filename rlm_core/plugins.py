@@ -46,9 +46,6 @@ HOOK_NAMES: tuple[str, ...] = tuple(
     for name, function in vars(hookspecs).items()
     if inspect.isfunction(function) and hasattr(function, f"{hookspecs.PROJECT_NAME}_spec")
 )
-# Extras of this distribution that bring a built-in tracker's backend.
-_EXTRAS = {"mlflow": "mlflow"}
-_DISTRIBUTION = "rlm-core"
 
 PluginState = Literal["enabled", "disabled", "unavailable", "blocked"]
 
@@ -327,14 +324,16 @@ def _load(entry_points: Iterable[importlib.metadata.EntryPoint]) -> dict[str, _C
 
 
 def _install_hint(candidate: _Candidate, exc: Exception) -> str:
-    if not isinstance(exc, ImportError):
-        return ""
-    if candidate.distribution == _DISTRIBUTION and candidate.name in _EXTRAS:
-        return f" (install it with: pip install '{_DISTRIBUTION}[{_EXTRAS[candidate.name]}]')"
+    """How to install what the plugin's import missed, from a path (see
+    :mod:`rlm_core.install_hints`): the extra of its distribution that provides the module,
+    else the distribution itself, whose dependencies pip then installs."""
     missing = getattr(exc, "name", None)
-    if missing:
-        return f" (install it with: pip install {missing})"
-    return ""
+    if not isinstance(exc, ImportError) or not missing or not candidate.distribution:
+        return ""
+    from rlm_core.install_hints import extra_providing, install_hint
+
+    extra = extra_providing(candidate.distribution, missing.split(".")[0])
+    return f" (install it with: {install_hint(candidate.distribution, extra)})"
 
 
 def _check_names(candidates: dict[str, _Candidate], selections: Iterable[Selection]) -> None:

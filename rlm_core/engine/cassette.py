@@ -151,8 +151,8 @@ class Cassette:
         for another question, or over an ontology file with other contents."""
         if self.question is not None and self.question.strip() != question.strip():
             raise CassetteMismatch(
-                f"cassette {self.source} was recorded for the question {self.question!r}, not "
-                f"{question!r}"
+                f"cassette {self.source} was recorded for the question {_cut(self.question)}, "
+                f"not {_cut(question)}"
             )
         if self.ontology_sha256 is None:
             return
@@ -180,6 +180,11 @@ class Cassette:
         """How many responses of ``role`` are left."""
         with self._lock:
             return len(self._queues.get(role, ()))
+
+
+def _cut(question: str, limit: int = 100) -> str:
+    """The question quoted for a one-line message, cut when long."""
+    return repr(question if len(question) <= limit else question[: limit - 1] + "…")
 
 
 def ontology_digest(path: str | os.PathLike[str]) -> str | None:

@@ -25,9 +25,10 @@ def plot_png(report: Report) -> bytes:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        from rlm_core.install_hints import install_hint
+
         raise RLMError(
-            "--plot and the HTML report's figure need matplotlib: pip install -e '.[plot]' "
-            "in the rlm-core checkout"
+            "--plot and the HTML report's figure need matplotlib: " + install_hint(extra="plot")
         ) from None
     cells = report.summary.conditions
     names = [cell.condition for cell in cells]

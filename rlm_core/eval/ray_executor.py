@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from rlm_core.errors import RLMError
 from rlm_core.eval.lanes import EvalSpec, run_lane
 from rlm_core.eval.plan import Lane
 from rlm_core.eval.results import RunRecord
@@ -62,7 +63,12 @@ def ray_executor(
         on_record: Callable[[RunRecord], None],
         stop: threading.Event,
     ) -> None:
-        import ray
+        try:
+            import ray
+        except ImportError:
+            from rlm_core.install_hints import install_hint
+
+            raise RLMError("--executor ray needs ray: " + install_hint(extra="ray")) from None
 
         started_here = not ray.is_initialized()
         if started_here:

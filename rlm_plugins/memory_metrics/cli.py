@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from rlm_core.commands.options import EXIT_OK
 from rlm_core.config import CliOptions, load_settings
 from rlm_plugins.memory_metrics.report import (
-    PLOT_HINT,
     ReportError,
     build_report,
+    check_plot_path,
     no_runs,
     read_runs,
     render,
@@ -43,7 +44,9 @@ def register_report(subcommands: Any) -> None:
         help="output format (table)",
     )
     report.add_argument(
-        "--plot", metavar="PATH", help=f"also write a PNG over time (needs {PLOT_HINT})"
+        "--plot",
+        metavar="PATH",
+        help="also write a PNG over time (needs matplotlib: the plot extra)",
     )
     report.add_argument(
         "--state",
@@ -55,20 +58,26 @@ def register_report(subcommands: Any) -> None:
 
 
 def memory_report(args: argparse.Namespace) -> int:
-    """Print the report; write the plot when asked."""
+    """Print the report; write the plot when asked, and say where it went."""
+    plot = Path(args.plot) if args.plot else None
+    if plot is not None:  # before reading or printing anything: both are usage errors
+        check_plot_path(plot)
+        require_matplotlib()
     path = Path(args.state or _configured_state(args.config))
     runs = read_runs(path, args.ontology)
-    if args.plot:
-        require_matplotlib()  # before printing anything: a missing extra is a clean error
     report = build_report(runs, state=str(path), ontology=args.ontology)
     if args.format == "json":
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         print(render(report, markdown=args.format == "markdown"))
-    if args.plot:
+    if plot is not None:
         if not runs:
             raise ReportError(f"nothing to plot: {no_runs(path, args.ontology)}")
-        write_plot(runs, Path(args.plot), args.ontology)
+        write_plot(runs, plot, args.ontology)
+        # stdout holds the report; with --format json it must stay JSON alone
+        print(
+            f"Plot written to {plot.resolve()}", file=sys.stderr if args.format == "json" else None
+        )
     return EXIT_OK
 
 

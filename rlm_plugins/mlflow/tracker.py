@@ -66,7 +66,7 @@ __all__ = ["MlflowTracker"]
 # Checked, not imported: a missing mlflow makes the plugin unavailable, with the install hint.
 if importlib.util.find_spec("mlflow") is None:
     raise ImportError(
-        "the mlflow tracker needs the mlflow package (pip install 'rlm-core[mlflow]')",
+        "the mlflow tracker needs the mlflow package",
         name="mlflow",
     )
 

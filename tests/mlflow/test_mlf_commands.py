@@ -37,6 +37,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunResult, Ru
         trackers=[],
         plugins=[tracker],
         config=QUIET,
+        allow_cassette_mismatch=True,
     )
     return directory, converged, failed
 
