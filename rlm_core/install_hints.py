@@ -1,7 +1,7 @@
 """Install hints that install from a path, never from the public package index by name.
 
 The name ``rlm-core`` on the public index belongs to an unrelated project, and a scaffolded
-plugin's name (``rlm-my-tracker``) may too, so a hint such as ``pip install 'rlm-core[mlflow]'``
+plugin's name (``rlm-my-tracker``) may too, so a hint such as ``pip install 'rlm-core[plot]'``
 would install someone else's code. Every hint rlm-core prints comes from here and names the
 directory the distribution was installed from (pip records it in ``direct_url.json``), or a
 ``PATH/TO/...`` placeholder for a checkout when that is not known.
@@ -49,7 +49,7 @@ def installed_from(distribution: str) -> tuple[Path, bool] | None:
 
 def install_hint(distribution: str = DISTRIBUTION, extra: str | None = None) -> str:
     """A pip command that (re)installs ``distribution``, with ``extra``, from its directory:
-    ``pip install -e '/home/me/rlm-core[mlflow]'``; ``PATH/TO/NAME`` when the directory is not
+    ``pip install -e '/home/me/rlm-core[plot]'``; ``PATH/TO/NAME`` when the directory is not
     known (then always editable, as from a checkout)."""
     found = installed_from(distribution)
     target = str(found[0]) if found else f"PATH/TO/{distribution}"
@@ -60,7 +60,7 @@ def install_hint(distribution: str = DISTRIBUTION, extra: str | None = None) -> 
 
 def extra_providing(distribution: str, module: str) -> str | None:
     """The extra of ``distribution`` that installs the top-level ``module`` (the smallest such
-    extra, so ``mlflow`` rather than ``all``); None when no extra does."""
+    extra, so ``plot`` rather than ``all``); None when no extra does."""
     try:
         requirements = importlib.metadata.distribution(distribution).requires or []
     except importlib.metadata.PackageNotFoundError:

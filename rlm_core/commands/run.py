@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlm_core.commands.options import (
     EXIT_OK,
@@ -15,7 +15,11 @@ from rlm_core.commands.options import (
     settings_from,
 )
 from rlm_core.errors import ConfigError
-from rlm_core.events import RunResult
+from rlm_core.events import RunInfo, RunResult
+from rlm_core.hookspecs import RunLocation, hookimpl
+
+if TYPE_CHECKING:
+    from rlm_core.plugins import PluginManager
 
 
 def register(commands: Any) -> None:
@@ -109,7 +113,8 @@ def _execute(
         settings = dataclasses.replace(
             settings, memory=dataclasses.replace(settings.memory, enabled=False)
         )
-    extra: list[object] = []
+    started = _StartedRuns()
+    extra: list[object] = [started]
     if not args.json and sys.stderr.isatty():
         from rlm_core.commands.progress import ProgressLine
 
@@ -124,7 +129,7 @@ def _execute(
         manager=manager,
         allow_cassette_mismatch=allow_mismatch,
     )
-    locations = _locations(manager, result.run_id)
+    locations = _locations(manager, started.runs.get(result.run_id))
     memory = Path(settings.memory.path).resolve() if settings.memory.enabled else None
     if args.json:
         import orjson
@@ -156,16 +161,27 @@ def _parse_tags(pairs: list[str]) -> dict[str, str]:
     return tags
 
 
-def _locations(manager: Any, run_id: str) -> list[tuple[str, str]]:
-    """``(plugin, where)`` for every plugin that says where it wrote the run."""
-    found = []
-    for name, plugin in manager.list_name_plugin():
-        locate = getattr(plugin, "output_location", None)
-        if callable(locate):
-            where = locate(run_id)
-            if where:
-                found.append((name, str(where)))
-    return found
+class _StartedRuns:
+    """Keeps the runs' :class:`RunInfo`, which ``run_location`` takes."""
+
+    name = "rlm-run-command"
+
+    def __init__(self) -> None:
+        self.runs: dict[str, RunInfo] = {}
+
+    @hookimpl
+    def run_start(self, run: RunInfo) -> None:
+        self.runs[run.run_id] = run
+
+
+def _locations(manager: PluginManager, run: RunInfo | None) -> list[tuple[str, str]]:
+    """``(plugin, where)`` for every plugin that says where it put the run (``run_location``)."""
+    if run is None:
+        return []
+    return [
+        (name, location.where if isinstance(location, RunLocation) else str(location))
+        for name, location in manager.collect("run_location", run=run)
+    ]
 
 
 def _print_result(result: RunResult, locations: list[tuple[str, str]]) -> None:
