@@ -342,3 +342,25 @@ def test_the_legends_sit_beside_the_panels_and_unjudged_runs_are_counted(state: 
         assert not legend.overlaps(axes.get_window_extent(renderer)), "a legend over the points"
     labels = [text.get_text() for text in tokens.get_legend().get_texts()]
     assert "without memory (each run)" in labels
+
+
+def test_output_writes_the_report_to_a_file_and_says_where(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "report.json"
+    code, out, err = report(capsys, "--state", str(state), "--format", "json", "-o", str(path))
+    assert code == 0
+    assert json.loads(path.read_text(encoding="utf-8"))["runs"] == 50
+    assert (out, err) == (f"Report written to {path.resolve()}\n", "")  # stdout is free
+    code, out, _ = report(capsys, "--state", str(state), "--output", "-", "--format", "json")
+    assert code == 0
+    assert json.loads(out)["runs"] == 50
+
+
+def test_output_into_a_missing_directory_is_refused_before_anything_is_printed(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "nope" / "report.md"
+    code, out, err = report(capsys, "--state", str(state), "-o", str(path))
+    assert (code, out) == (2, "")
+    assert err == f"rlm: error: --output {path}: the directory {path.parent} does not exist\n"
