@@ -36,6 +36,8 @@ from rlm_core.config import MemorySettings, Settings
 from rlm_core.engine import run as run_engine
 from rlm_core.events import (
     Event,
+    Grade,
+    GradeCheck,
     Iteration,
     Judgment,
     LLMCall,
@@ -434,6 +436,7 @@ def _scenarios(round_number: int) -> Iterator[tuple[str, list[_Step]]]:
     yield "failed run", _failed_run(_Run(template, f"failed{round_number}"))
     yield "no memories, unusable judgment", _empty_run(_Run(template, f"empty{round_number}"))
     yield "metrics with and without a step", _metrics_run(_Run(template, f"metrics{round_number}"))
+    yield "graded eval run", _graded_run(_Run(template, f"graded{round_number}"))
     parent = _Run(template, f"parent{round_number}")
     yield "nested run", _nested_run(parent, _Run(template, f"child{round_number}", parent))
 
@@ -504,6 +507,16 @@ def _empty_run(run: _Run) -> list[_Step]:
         run.step("memory_extracted", "extraction", run.new(MemoryExtraction, items=())),
         run.end(converged=False, answer="", evidence=[]),
     ]
+
+
+def _graded_run(run: _Run) -> list[_Step]:
+    """A run of ``rlm eval``: graded before it ends, one check passed and one failed."""
+    checks = (
+        GradeCheck(grader="expected_sparql", passed=True, score=1.0, detail="exact=True"),
+        GradeCheck(grader="answer_contains", passed=False, score=0.5, detail="missing: '1850'"),
+    )
+    grade = run.new(Grade, task="farm-altitude", success=False, score=0.75, checks=checks)
+    return [run.start(), run.step("graded", "grade", grade), run.end()]
 
 
 def _metrics_run(run: _Run) -> list[_Step]:

@@ -24,6 +24,7 @@ from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 from rlm_core.engine.cassette import CASSETTE_VERSION, Response
 from rlm_core.events import (
     Event,
+    Grade,
     Iteration,
     Judgment,
     LLMCall,
@@ -124,6 +125,10 @@ class RecordingPlugin:
     @hookimpl
     def judgment(self, run: RunInfo, verdict: Judgment) -> None:
         self._record("judgment", run=run, verdict=verdict)
+
+    @hookimpl
+    def graded(self, run: RunInfo, grade: Grade) -> None:
+        self._record("graded", run=run, grade=grade)
 
     @hookimpl
     def memory_extracted(self, run: RunInfo, extraction: MemoryExtraction) -> None:

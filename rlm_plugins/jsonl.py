@@ -30,6 +30,7 @@ from rlm_core.events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
     Event,
+    Grade,
     Iteration,
     JSONValue,
     Judgment,
@@ -125,6 +126,10 @@ class JsonlTracker:
     @hookimpl
     def judgment(self, run: RunInfo, verdict: Judgment) -> None:
         self._emit_event(self._open(run), verdict)
+
+    @hookimpl
+    def graded(self, run: RunInfo, grade: Grade) -> None:
+        self._emit_event(self._open(run), grade)
 
     @hookimpl
     def memory_extracted(self, run: RunInfo, extraction: MemoryExtraction) -> None:
