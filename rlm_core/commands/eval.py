@@ -163,7 +163,7 @@ def _write_report(directory: Path, fmt: str, output: str, plot: str | None) -> N
         from rlm_core.eval.plot import write_plot
 
         write_plot(report, Path(plot))
-    text = render(report, fmt)
+    text = render(report, fmt, page_dir=None if output == "-" else Path(output).parent)
     if output == "-":
         sys.stdout.write(text)
     else:
