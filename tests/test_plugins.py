@@ -73,6 +73,7 @@ def states(manager: PluginManager) -> dict[str, tuple[str, str | None]]:
 def test_hook_names_are_the_contract() -> None:
     assert set(HOOK_NAMES) == {
         "run_start",
+        "setup",
         "iteration",
         "llm_call",
         "tool_call",
