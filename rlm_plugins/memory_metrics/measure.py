@@ -52,6 +52,7 @@ class RunObservations:
     verdict: Judgment | None = None
     grade: Grade | None = None
     extraction: MemoryExtraction | None = None
+    measurement: Measurement | None = None  # once run_metrics measured the run
 
 
 @dataclasses.dataclass(frozen=True)
