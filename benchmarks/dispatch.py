@@ -32,6 +32,7 @@ from _rows import ratio_row, row
 
 import rlm_core
 from rlm_core import hookspecs
+from rlm_core._spans import new_span_id, new_trace_id
 from rlm_core.events import Iteration, Limits, OntologyInfo, RunInfo
 from rlm_core.hookspecs import hookimpl
 from rlm_core.plugins import PluginManager
@@ -120,6 +121,9 @@ def payloads() -> tuple[RunInfo, Iteration]:
     run = RunInfo(
         run_id="bench",
         seq=0,
+        trace_id=new_trace_id(),
+        span_id=new_span_id(),
+        started_at=when,
         timestamp=when,
         question="What is prov:Activity?",
         ontology=OntologyInfo(name="prov", path="prov.ttl", triples=1664),
@@ -132,6 +136,8 @@ def payloads() -> tuple[RunInfo, Iteration]:
     step = Iteration(
         run_id="bench",
         seq=1,
+        span_id=new_span_id(),
+        started_at=when,
         timestamp=when,
         index=0,
         reasoning="look at the classes",

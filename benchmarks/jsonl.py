@@ -37,6 +37,7 @@ import structlog
 from _rows import ratio_row, row
 
 import rlm_core
+from rlm_core._spans import new_span_id, new_trace_id
 from rlm_core.events import Iteration, Limits, OntologyInfo, RunInfo, RunResult
 from rlm_core.plugins import PluginManager
 from rlm_plugins.jsonl import JsonlTracker
@@ -85,6 +86,9 @@ def run_info(run_id: str) -> RunInfo:
     return RunInfo(
         run_id=run_id,
         seq=0,
+        trace_id=new_trace_id(),
+        span_id=new_span_id(),
+        started_at=datetime.now(UTC),
         timestamp=datetime.now(UTC),
         question="Which properties have prov:Activity as their domain?",
         ontology=OntologyInfo(name="prov", path="prov-o.ttl", triples=1664),
@@ -103,6 +107,8 @@ def steps_for(run_id: str, count: int) -> list[Iteration]:
         Iteration(
             run_id=run_id,
             seq=index + 1,
+            span_id=new_span_id(),
+            started_at=start + timedelta(milliseconds=index),
             timestamp=start + timedelta(milliseconds=index),
             index=index,
             reasoning=REASONING,
@@ -120,6 +126,8 @@ def result_for(run_id: str, count: int) -> RunResult:
     return RunResult(
         run_id=run_id,
         seq=count + 1,
+        span_id=new_span_id(),
+        started_at=datetime.now(UTC),
         timestamp=datetime.now(UTC),
         answer="prov:used, prov:wasAssociatedWith, ...",
         sparql=None,

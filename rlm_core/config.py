@@ -90,6 +90,7 @@ class Settings:
     max_plugin_errors: int = 5
     hook_timeout: float = 5.0
     trace_plugins: bool = False
+    capture_content: bool = True
     selections: tuple[Selection, ...] = ()
     memory: MemorySettings = dataclasses.field(default_factory=MemorySettings)
     eval: EvalSettings = dataclasses.field(default_factory=EvalSettings)
@@ -135,6 +136,7 @@ _RLM_KEYS: dict[str, _Kind] = {
     "max_plugin_errors": "int",
     "hook_timeout": "float",
     "trace_plugins": "bool",
+    "capture_content": "bool",
     "trackers": "names",
     "disable": "names",
 }
@@ -167,6 +169,7 @@ _ENV_KEYS = {
     "RLM_MAX_PLUGIN_ERRORS": "max_plugin_errors",
     "RLM_HOOK_TIMEOUT": "hook_timeout",
     "RLM_TRACE_PLUGINS": "trace_plugins",
+    "RLM_CAPTURE_CONTENT": "capture_content",
 }
 
 

@@ -21,9 +21,11 @@ import orjson
 
 from rlm_core._conformance import Check, ConformanceReport, check_plugin
 from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
+from rlm_core._traces import RunBuilder, TraceError, check_trace, span_children
 from rlm_core.engine.cassette import CASSETTE_VERSION, Response
 from rlm_core.events import (
     Event,
+    Grade,
     Iteration,
     Judgment,
     LLMCall,
@@ -31,6 +33,7 @@ from rlm_core.events import (
     MemoryRetrieval,
     RunInfo,
     RunResult,
+    Setup,
     ToolCall,
 )
 from rlm_core.hookspecs import hookimpl
@@ -44,11 +47,15 @@ __all__ = [
     "ConformanceReport",
     "HookCall",
     "RecordingPlugin",
+    "RunBuilder",
+    "TraceError",
     "capture_events",
     "check_plugin",
+    "check_trace",
     "scripted_extract",
     "scripted_step",
     "scripted_sub",
+    "span_children",
     "write_cassette",
 ]
 
@@ -106,6 +113,10 @@ class RecordingPlugin:
         self._record("run_start", run=run)
 
     @hookimpl
+    def setup(self, run: RunInfo, setup: Setup) -> None:
+        self._record("setup", run=run, setup=setup)
+
+    @hookimpl
     def memory_retrieved(self, run: RunInfo, retrieval: MemoryRetrieval) -> None:
         self._record("memory_retrieved", run=run, retrieval=retrieval)
 
@@ -124,6 +135,10 @@ class RecordingPlugin:
     @hookimpl
     def judgment(self, run: RunInfo, verdict: Judgment) -> None:
         self._record("judgment", run=run, verdict=verdict)
+
+    @hookimpl
+    def graded(self, run: RunInfo, grade: Grade) -> None:
+        self._record("graded", run=run, grade=grade)
 
     @hookimpl
     def memory_extracted(self, run: RunInfo, extraction: MemoryExtraction) -> None:

@@ -22,6 +22,7 @@ from typing import IO
 from rlm_core._redact import REDACTED, Redactor
 from rlm_core.events import (
     Event,
+    Grade,
     Iteration,
     JSONValue,
     Judgment,
@@ -30,6 +31,7 @@ from rlm_core.events import (
     MemoryRetrieval,
     RunInfo,
     RunResult,
+    Setup,
     ToolCall,
     utc_now,
 )
@@ -98,6 +100,10 @@ class JsonlTracker:
         self._emit(self._open(run), run.to_dict())
 
     @hookimpl
+    def setup(self, run: RunInfo, setup: Setup) -> None:
+        self._emit_event(self._open(run), setup)
+
+    @hookimpl
     def memory_retrieved(self, run: RunInfo, retrieval: MemoryRetrieval) -> None:
         self._emit_event(self._open(run), retrieval)
 
@@ -116,6 +122,10 @@ class JsonlTracker:
     @hookimpl
     def judgment(self, run: RunInfo, verdict: Judgment) -> None:
         self._emit_event(self._open(run), verdict)
+
+    @hookimpl
+    def graded(self, run: RunInfo, grade: Grade) -> None:
+        self._emit_event(self._open(run), grade)
 
     @hookimpl
     def memory_extracted(self, run: RunInfo, extraction: MemoryExtraction) -> None:

@@ -178,7 +178,7 @@ def test_an_unparsable_ontology_ends_the_run_with_an_error_naming_the_file(
     assert not result.converged
     assert result.error is not None
     assert "broken.ttl" in result.error
-    assert events.hook_names() == ["run_start", "run_end"]
+    assert events.hook_names() == ["run_start", "setup", "run_end"]
     assert events.of("run_start")[0].payload.ontology.triples == 0
 
 

@@ -73,11 +73,16 @@ def states(manager: PluginManager) -> dict[str, tuple[str, str | None]]:
 
 def test_hook_names_are_the_contract() -> None:
     assert set(HOOK_NAMES) == {
-        *("run_metrics", "run_location", "register_commands", "eval_start", "eval_end"),
+        "run_metrics",
+        "run_location",
+        "register_commands",
+        "eval_start",
+        "eval_end",
         *EVENT_HOOKS,
     }
     assert set(EVENT_HOOKS) == {
         "run_start",
+        "setup",
         "iteration",
         "llm_call",
         "tool_call",

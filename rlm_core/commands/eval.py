@@ -58,6 +58,7 @@ def register(commands: Any) -> None:
     demo.add_argument("--out", metavar="DIR", default="eval-demo", help="default: eval-demo")
     demo.add_argument("--trials", type=int, default=2, metavar="N", help="default: 2")
     demo.add_argument("--workers", type=int, default=2, metavar="N", help="default: 2")
+    demo.add_argument("--no-report", action="store_true", help="do not print the report")
     _add_report_options(demo)
     add_settings_options(demo)
     demo.set_defaults(handler=_demo)
@@ -122,7 +123,6 @@ def _demo(args: argparse.Namespace) -> int:
     from rlm_core.eval.driver import EvalOptions
 
     args.lm = args.sub_lm = f"scripted:{DEMO_CASSETTES}"
-    args.no_report = False
     settings = settings_from(args)
     options = EvalOptions(
         tasks=DEMO_TASKS,
@@ -163,7 +163,7 @@ def _write_report(directory: Path, fmt: str, output: str, plot: str | None) -> N
         from rlm_core.eval.plot import write_plot
 
         write_plot(report, Path(plot))
-    text = render(report, fmt)
+    text = render(report, fmt, page_dir=None if output == "-" else Path(output).parent)
     if output == "-":
         sys.stdout.write(text)
     else:

@@ -51,7 +51,8 @@ def _link(name: str, where: str, directory: Path) -> str:
     return f"{html.escape(name)}: {html.escape(where)}"
 
 
-def render_html(report: Report) -> str:
+def render_html(report: Report, page_dir: Path) -> str:
+    """The page; links to run logs are relative to ``page_dir``, where the page is written."""
     from rlm_core.eval.report import cell_header, cell_row, k_columns
 
     summary = report.summary
@@ -114,7 +115,8 @@ def render_html(report: Report) -> str:
     for record in sorted(report.records, key=lambda r: (r.task, r.condition, r.trial)):
         verdict = "pass" if record.success else "fail"
         links = ", ".join(
-            _link(name, where, report.directory) for name, where in sorted(record.locations.items())
+            _link(name, where, page_dir.resolve())
+            for name, where in sorted(record.locations.items())
         )
         rows.append(
             [

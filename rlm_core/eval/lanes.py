@@ -20,7 +20,7 @@ from rlm_core.config import Settings
 from rlm_core.eval.plan import Condition, Lane, RunKey
 from rlm_core.eval.results import RunRecord
 from rlm_core.eval.tasks import Task, TaskSet
-from rlm_core.events import GradeCheck, LLMCall, RunInfo
+from rlm_core.events import GradeCheck, RunInfo
 from rlm_core.hookspecs import hookimpl
 
 __all__ = ["EvalSpec", "close_plugins", "lane_settings", "model_for", "run_lane"]
@@ -70,24 +70,24 @@ def lane_settings(spec: EvalSpec, condition: Condition, trial: int) -> Settings:
     )
 
 
-class _RunCosts:
-    """Adds up each run's LM cost (when the provider reports it) for the results log."""
+class _RunNotes:
+    """Keeps each run's :class:`RunInfo` until its record is built, to ask the trackers where
+    they put the run (``run_location``)."""
 
-    name = "eval-costs"
+    name = "eval-runs"
 
     def __init__(self) -> None:
-        self.costs: dict[str, float] = {}
+        self.runs: dict[str, RunInfo] = {}
         self._lock = threading.Lock()
 
     @hookimpl
-    def llm_call(self, run: RunInfo, call: LLMCall) -> None:
-        if call.cost is not None:
-            with self._lock:
-                self.costs[run.run_id] = self.costs.get(run.run_id, 0.0) + call.cost
-
-    def pop(self, run_id: str) -> float | None:
+    def run_start(self, run: RunInfo) -> None:
         with self._lock:
-            return self.costs.pop(run_id, None)
+            self.runs[run.run_id] = run
+
+    def pop(self, run_id: str) -> RunInfo | None:
+        with self._lock:
+            return self.runs.pop(run_id, None)
 
 
 def run_lane(
@@ -108,14 +108,14 @@ def run_lane(
         return 0
     if settings.memory.enabled:
         _prepare_memory(Path(settings.memory.path), spec.memory_pack, import_pack)
-    costs = _RunCosts()
-    manager = get_plugin_manager(settings, plugins=[costs])
+    notes = _RunNotes()
+    manager = get_plugin_manager(settings, plugins=[notes])
     ran = 0
     try:
         for key in pending:
             if stop is not None and stop.is_set():
                 break
-            on_record(_run_task(spec, settings, manager, costs, key, lane.condition))
+            on_record(_run_task(spec, settings, manager, notes, key, lane.condition))
             ran += 1
     finally:
         close_plugins(manager)
@@ -141,7 +141,7 @@ def _run_task(
     spec: EvalSpec,
     settings: Settings,
     manager: Any,
-    costs: _RunCosts,
+    notes: _RunNotes,
     key: RunKey,
     condition: Condition,
 ) -> RunRecord:
@@ -192,9 +192,9 @@ def _run_task(
         llm_calls=result.llm_calls,
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
-        cost=costs.pop(result.run_id),
+        cost=result.cost,
         duration=result.duration,
-        locations=_locations(manager, result.run_id),
+        locations=_locations(manager, notes.pop(result.run_id)),
     )
 
 
@@ -233,19 +233,13 @@ def _grade(
     return {"task": task.id, "success": success, "score": score, "checks": checks}
 
 
-def _locations(manager: Any, run_id: str) -> dict[str, str]:
+def _locations(manager: Any, run: RunInfo | None) -> dict[str, str]:
     """Where each tracker put the run (its JSONL log, its MLflow run), for the report's links."""
-    found = {}
-    for name, plugin in manager.list_name_plugin():
-        locate = getattr(plugin, "output_location", None)
-        if callable(locate):
-            try:
-                where = locate(run_id)
-            except Exception:  # a tracker's trouble is reported by the tracker
-                continue
-            if where:
-                found[name] = str(where)
-    return found
+    if run is None:
+        return {}
+    return {
+        name: str(location.where) for name, location in manager.collect("run_location", run=run)
+    }
 
 
 def close_plugins(manager: Any) -> None:

@@ -45,13 +45,15 @@ def load_report(directory: Path) -> Report:
     return Report(directory, manifest, records, summarize(records, conditions, tasks), unreadable)
 
 
-def render(report: Report, fmt: str) -> str:
+def render(report: Report, fmt: str, *, page_dir: Path | None = None) -> str:
+    """The report as ``fmt``; an HTML page links run logs relative to ``page_dir`` (where the
+    page is written; default the working directory)."""
     if fmt == "json":
         return _json(report)
     if fmt == "html":
         from rlm_core.eval.html import render_html
 
-        return render_html(report)
+        return render_html(report, page_dir or Path.cwd())
     return _text(report, markdown=fmt == "markdown")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from rlm_core.cli import main
+from rlm_core.runlog import read_log
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,31 @@ def test_the_paired_comparison_sees_no_difference(demo: Path) -> None:
     assert comparison["difference"] == 0.0
 
 
+def test_every_run_is_a_tagged_observed_run_with_its_grade_in_the_log(demo: Path) -> None:
+    data = report(demo)
+    for record in data["records"]:
+        log = read_log(Path(record["locations"]["jsonl"]))
+        assert not log.problems
+        run = log.records[0].payload
+        assert run.tags == {
+            "eval.id": data["eval"]["eval_id"],
+            "eval.task": record["task"],
+            "eval.condition": record["condition"],
+            "eval.trial": str(record["trial"]),
+        }
+        kinds = [entry.payload.kind for entry in log.records]
+        assert kinds.count("graded") == 1
+        assert kinds[-1] == "run_end"
+        last_step = max(i for i, kind in enumerate(kinds) if kind == "iteration")
+        assert last_step < kinds.index("graded") < len(kinds) - 1
+        grade = next(e.payload for e in log.records if e.payload.kind == "graded")
+        assert grade.task == record["task"]
+        assert grade.success is record["success"]
+        assert [check.grader for check in grade.checks] == [c["grader"] for c in record["checks"]]
+        memory_on = record["condition"] == "memory=on"
+        assert ("judgment" in kinds) is memory_on
+
+
 def test_each_memory_lane_has_its_own_database(demo: Path) -> None:
     databases = sorted(p.relative_to(demo) for p in (demo / "eval-demo" / "memory").rglob("*.db"))
     assert databases == [
@@ -103,3 +129,18 @@ def test_report_of_a_directory_that_is_no_eval_is_a_usage_error(
     assert (
         capsys.readouterr().err == f"rlm: error: {tmp_path}: not an eval directory (no eval.json)\n"
     )
+
+
+def test_the_memory_report_compares_graded_success_with_and_without_memory(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every run is graded, so the memory-metrics report counts all 12 as judged: the runs
+    without memory are a baseline now."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(demo)
+        assert main(["memory", "report", "--format", "json"]) == 0
+    (coffee,) = json.loads(capsys.readouterr().out)["comparison"]
+    groups = [coffee["with_memory"], coffee["without_memory"]]
+    assert sum(group["runs"] for group in groups) == 12
+    # Without grades only the 6 memory-on runs would be judged (the judge needs memory on).
+    assert sum(group["judged"] for group in groups) == 12

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rlm_core.eval.stats import (
@@ -74,3 +76,22 @@ def test_bootstrap_difference_is_seeded_and_brackets_the_mean() -> None:
     assert low <= mean <= high
     assert bootstrap_difference(differences) == (mean, low, high)
     assert bootstrap_difference([0.0, 0.0]) == (0.0, 0.0, 0.0)
+
+
+def test_progress_shows_runs_done_success_so_far_and_an_eta() -> None:
+    import io
+
+    from rlm_core.eval.progress import Progress
+
+    stream = io.StringIO()
+    progress = Progress(4, stream, live=True)
+    assert progress.line().startswith("eval: 0/4 runs, success -, ETA ?")
+    progress.update(True)
+    progress.update(False)
+    assert re.fullmatch(r"eval: 2/4 runs, success 50%, ETA \d+s", progress.line())
+    progress.finish()
+    assert stream.getvalue().count("\r") == 2
+    assert stream.getvalue().endswith("\n")
+    quiet = io.StringIO()
+    Progress(1, quiet, live=False).update(True)
+    assert quiet.getvalue() == ""
