@@ -29,6 +29,7 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("engine.py", ("--builtin",)),
     ("eval.py", ()),
     ("jsonl.py", ()),
+    ("spans.py", ()),
     ("mlflow_logging.py", ()),
     ("memory.py", ()),
     ("startup.py", ()),

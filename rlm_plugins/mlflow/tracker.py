@@ -35,6 +35,7 @@ from rlm_core.events import (
     MemoryRetrieval,
     RunInfo,
     RunResult,
+    Setup,
     ToolCall,
     utc_now,
 )
@@ -214,6 +215,11 @@ class MlflowTracker:
     @hookimpl
     def run_start(self, run: RunInfo) -> None:
         self._state(run)
+
+    @hookimpl
+    def setup(self, run: RunInfo, setup: Setup) -> None:
+        """Kept for the run log this tracker uploads (event for event what the run emitted)."""
+        self._state(run).events.append(setup)
 
     @hookimpl
     def memory_retrieved(self, run: RunInfo, retrieval: MemoryRetrieval) -> None:
