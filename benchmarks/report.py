@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dispatch.py", ()),
     ("engine.py", ("--builtin",)),
+    ("eval.py", ()),
     ("jsonl.py", ()),
     ("spans.py", ()),
     ("mlflow_logging.py", ()),

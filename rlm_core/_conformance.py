@@ -37,6 +37,7 @@ from rlm_core.config import MemorySettings, Settings
 from rlm_core.engine import run as run_engine
 from rlm_core.events import (
     Event,
+    GradeCheck,
     RunInfo,
     utc_now,
 )
@@ -406,6 +407,7 @@ def _scenarios(round_number: int) -> Iterator[tuple[str, list[_Step]]]:
     yield "failed run", _failed_run(_builder(f"failed{round_number}"))
     yield "no memories, unusable judgment", _empty_run(_builder(f"empty{round_number}"))
     yield "metrics with and without a step", _metrics_run(_builder(f"metrics{round_number}"))
+    yield "graded eval run", _graded_run(_builder(f"graded{round_number}"))
     yield "nested run", _nested_run(_builder(f"parent{round_number}"))
 
 
@@ -490,6 +492,21 @@ def _empty_run(run: RunBuilder) -> list[_Step]:
     run.judgment(success=None, reason="", confidence=None)
     run.memory_extracted()
     run.end(converged=False, answer="", evidence=[])
+    return run.calls
+
+
+def _graded_run(run: RunBuilder) -> list[_Step]:
+    """A run of ``rlm eval``: graded before it ends, one check passed and one failed."""
+    run.setup()
+    run.graded(
+        success=False,
+        score=0.75,
+        checks=(
+            GradeCheck(grader="expected_sparql", passed=True, score=1.0, detail="exact=True"),
+            GradeCheck(grader="answer_contains", passed=False, score=0.5, detail="missing: 1850"),
+        ),
+    )
+    run.end()
     return run.calls
 
 

@@ -20,6 +20,8 @@ from rlm_core._spans import SpanContext, parse_traceparent
 from rlm_core.events import (
     Event,
     ExtractedMemory,
+    Grade,
+    GradeCheck,
     Iteration,
     JSONValue,
     Judgment,
@@ -274,6 +276,20 @@ class RunBuilder:
         }
         values.update(fields)
         return self._close("judgment", Judgment, span, **values)
+
+    def graded(self, success: bool = True, **fields: Any) -> Grade:
+        """An eval's grade of the run (``rlm eval``), one check per grader."""
+        checks = (
+            GradeCheck(grader="expected_sparql", passed=success, score=float(success), detail=""),
+        )
+        values: dict[str, Any] = {
+            "task": "demo",
+            "success": success,
+            "score": float(success),
+            "checks": checks,
+        }
+        values.update(fields)
+        return self._close("graded", Grade, self._open(), **values)
 
     def memory_extracted(
         self, items: Sequence[ExtractedMemory] = (), **fields: Any

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NoReturn
 from rlm_core import __version__
 from rlm_core._termination import EXIT_TERMINATED, Terminated
 from rlm_core.commands.options import EXIT_USAGE
+from rlm_core.commands.suggest import SuggestingParser
 from rlm_core.errors import RLMError
 from rlm_core.logs import configure_cli
 
@@ -32,6 +33,7 @@ _CORE = {
     "run": ("run", "demo"),
     "runs": ("runs",),
     "replay": ("replay",),
+    "eval": ("eval",),
     "memory": ("memory",),
     "plugins": ("plugins",),
 }
@@ -40,9 +42,11 @@ _CORE_COMMANDS = frozenset(name for names in _CORE.values() for name in names)
 _PLUGIN_GROUPS = frozenset({"memory"})
 
 
-class _Parser(argparse.ArgumentParser):
-    """``rlm``'s parsers: a command that is missing names the installed plugins that could not be
-    imported (one of them would have provided it), with the reason each is unavailable."""
+class _Parser(SuggestingParser):
+    """``rlm``'s parsers: a mistyped command or option gets the closest match
+    (:class:`SuggestingParser`), and a command that is missing names the installed plugins that
+    could not be imported (one of them would have provided it), with the reason each is
+    unavailable."""
 
     unavailable: Sequence[PluginStatus] = ()
 

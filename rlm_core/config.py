@@ -24,6 +24,7 @@ __all__ = [
     "ENV_PREFIX",
     "INTERPRETERS",
     "CliOptions",
+    "EvalSettings",
     "MemorySettings",
     "Selection",
     "Settings",
@@ -63,6 +64,19 @@ class MemorySettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    """The ``[eval]`` section: defaults of ``rlm eval run`` (its options override them)."""
+
+    trials: int = 1
+    workers: int = 1
+    out: str = "evals"
+    executor: str = "local"
+    ray_address: str | None = None
+    query_timeout: float = 10.0
+    memory_pack: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """Everything a run and the plugin manager need, already validated."""
 
@@ -80,6 +94,7 @@ class Settings:
     capture_content: bool = True
     selections: tuple[Selection, ...] = ()
     memory: MemorySettings = dataclasses.field(default_factory=MemorySettings)
+    eval: EvalSettings = dataclasses.field(default_factory=EvalSettings)
     plugins: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     config_path: str | None = None
 
@@ -138,6 +153,15 @@ _MEMORY_KEYS: dict[str, _Kind] = {
     "extract": "bool",
     "timeout": "float",
 }
+_EVAL_KEYS: dict[str, _Kind] = {
+    "trials": "int",
+    "workers": "int",
+    "out": "str",
+    "executor": "str",
+    "ray_address": "str",
+    "query_timeout": "float",
+    "memory_pack": "str",
+}
 # Environment variables that set a plain [rlm] key; RLM_TRACKERS/RLM_DISABLE are selections.
 _ENV_KEYS = {
     "RLM_MODEL": "model",
@@ -168,6 +192,7 @@ def load_settings(
     found = _find_config(cli, env, cwd)
     rlm: dict[str, Any] = {}
     memory: dict[str, Any] = {}
+    evals: dict[str, Any] = {}
     plugins: dict[str, dict[str, Any]] = {}
     selections: list[Selection] = []
     config_path = None
@@ -175,7 +200,7 @@ def load_settings(
         config_path, document, prefix = found
         source = str(config_path)
         document = _resolve_env_references(document, env, source, prefix)
-        rlm, memory, plugins = _split_document(document, source, prefix)
+        rlm, memory, evals, plugins = _split_document(document, source, prefix)
         file_selection = _file_selection(rlm, source, prefix)
         rlm.pop("trackers", None)
         rlm.pop("disable", None)
@@ -201,6 +226,7 @@ def load_settings(
         **rlm,
         selections=tuple(reversed(selections)),
         memory=MemorySettings(**memory),
+        eval=EvalSettings(**evals),
         plugins=plugins,
         config_path=str(config_path) if config_path else None,
     )
@@ -244,11 +270,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _tool_rlm(document: dict[str, Any], path: Path) -> dict[str, Any]:
-    """``[tool.rlm]`` holds the ``[rlm]`` keys directly, plus ``memory`` and ``plugins`` tables."""
+    """``[tool.rlm]`` holds the ``[rlm]`` keys directly, plus ``memory``, ``eval`` and
+    ``plugins`` tables."""
     section = document.get("tool", {}).get("rlm", {})
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: tool.rlm: expected a table")
-    nested = {key: section[key] for key in ("memory", "plugins") if key in section}
+    nested = {key: section[key] for key in ("memory", "eval", "plugins") if key in section}
     flat = {key: value for key, value in section.items() if key not in nested}
     return {"rlm": flat, **nested}
 
@@ -276,15 +303,16 @@ def _resolve_env_references(value: Any, env: Mapping[str, str], source: str, key
 
 def _split_document(
     document: dict[str, Any], source: str, prefix: str
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
-    unknown = sorted(set(document) - {"rlm", "memory", "plugins"})
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
+    unknown = sorted(set(document) - {"rlm", "memory", "eval", "plugins"})
     if unknown:
         raise ConfigError(
             f"{source}: unknown section [{prefix}{unknown[0]}] "
-            "(expected [rlm], [memory] or [plugins.NAME])"
+            "(expected [rlm], [memory], [eval] or [plugins.NAME])"
         )
     rlm = _validate_section(document.get("rlm", {}), _RLM_KEYS, source, f"{prefix}rlm")
     memory = _validate_section(document.get("memory", {}), _MEMORY_KEYS, source, f"{prefix}memory")
+    evals = _validate_section(document.get("eval", {}), _EVAL_KEYS, source, f"{prefix}eval")
     plugins_section = document.get("plugins", {})
     if not isinstance(plugins_section, dict):
         raise ConfigError(f"{source}: {prefix}plugins: expected a table of [plugins.NAME] tables")
@@ -293,7 +321,7 @@ def _split_document(
         if not isinstance(section, dict):
             raise ConfigError(f"{source}: {prefix}plugins.{name}: expected a table")
         plugins[name] = section
-    return rlm, memory, plugins
+    return rlm, memory, evals, plugins
 
 
 def _validate_section(

@@ -26,9 +26,13 @@ from typing import Any, ClassVar, Self, TypeAlias, Union, get_args, get_origin
 __all__ = [
     "EVENT_TYPES",
     "SCHEMA_VERSION",
+    "EvalInfo",
+    "EvalSummary",
     "Event",
     "EventDecodeError",
     "ExtractedMemory",
+    "Grade",
+    "GradeCheck",
     "Iteration",
     "JSONValue",
     "Judgment",
@@ -277,6 +281,33 @@ class Judgment(Event):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class GradeCheck:
+    """What one grader said: ``expected_sparql``, ``answer_contains`` or ``rubric``."""
+
+    grader: str
+    passed: bool
+    score: float
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Grade(Event):
+    """An eval's grade of the run's answer, emitted before ``run_end`` (memory on or off).
+
+    ``success`` is true when the run ended without error and every check passed; ``score`` is
+    the mean of the checks' scores (0..1). The eval, condition and trial are in the run's tags
+    (``eval.id``, ``eval.condition``, ``eval.trial``).
+    """
+
+    kind: ClassVar[str] = "graded"
+
+    task: str
+    success: bool
+    score: float
+    checks: tuple[GradeCheck, ...]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class MemoryExtraction(Event):
     """Memories extracted from a finished run."""
 
@@ -311,6 +342,38 @@ class RunResult(Event):
         return self.prompt_tokens + self.completion_tokens
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvalInfo:
+    """An eval (``rlm eval run``) as a whole: passed to ``eval_start`` and ``eval_end``.
+
+    Not a run event: it has no run, sequence number or span of its own.
+    """
+
+    eval_id: str
+    tasks_path: str
+    tasks_sha256: str
+    tasks: tuple[str, ...]
+    conditions: tuple[str, ...]
+    trials: int
+    started_at: datetime
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        return {name: _encode(value) for name, value in vars(self).items()}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvalSummary:
+    """How an eval ended: aggregate numbers (``CONDITION.success_rate``...) and run counts."""
+
+    runs: int
+    failed: int
+    metrics: dict[str, float]
+    interrupted: bool = False
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        return {name: _encode(value) for name, value in vars(self).items()}
+
+
 EVENT_TYPES: Mapping[str, type[Event]] = {
     # the ``event`` key of a serialized payload -> its class
     cls.kind: cls
@@ -322,6 +385,7 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         LLMCall,
         ToolCall,
         Judgment,
+        Grade,
         MemoryExtraction,
         RunResult,
     )

@@ -1,11 +1,12 @@
 """The whole plugin contract, project name ``rlm``: every hook, and what else a plugin may have.
 
 *Event hooks* (:data:`EVENT_HOOKS`) are notifications: return values are ignored. Each receives
-the run it belongs to (:class:`~rlm_core.events.RunInfo`) plus one payload. Three more hooks
-return something: :func:`run_metrics` (derived numbers, published before trackers close a run),
-:func:`run_location` (where a plugin put a run) and :func:`register_commands` (``rlm``
-subcommands). An implementation may accept any subset of a hook's arguments, so adding an
-argument to a hook later never breaks a plugin.
+the run it belongs to (:class:`~rlm_core.events.RunInfo`) plus one payload. Two more
+notifications belong to no run: :func:`eval_start` and :func:`eval_end` (an ``rlm eval``
+experiment as a whole). Three hooks return something: :func:`run_metrics` (derived numbers,
+published before trackers close a run), :func:`run_location` (where a plugin put a run) and
+:func:`register_commands` (``rlm`` subcommands). An implementation may accept any subset of a
+hook's arguments, so adding an argument to a hook later never breaks a plugin.
 
 Implementations are called on the engine thread: do no I/O there. A tracker with a slow backend
 hands events to :class:`rlm_core.delivery.BackgroundDelivery` and returns.
@@ -31,6 +32,9 @@ from typing import Any, Literal, Protocol
 import pluggy
 
 from rlm_core.events import (
+    EvalInfo,
+    EvalSummary,
+    Grade,
     Iteration,
     Judgment,
     LLMCall,
@@ -55,7 +59,9 @@ EVENT_HOOKS = (
     "llm_call",
     "tool_call",
     "judgment",
+    "graded",
     "memory_extracted",
+    "graded",
     "metrics",
     "run_end",
 )
@@ -79,8 +85,8 @@ class PluginAttributes(Protocol):
     A plugin class is instantiated with its ``[plugins.NAME]`` section as keyword arguments and
     must do no I/O in its constructor (``rlm plugins`` constructs every plugin). A plugin whose
     backend is missing raises :class:`ImportError` when imported, with a message that says how to
-    install it from a path (never ``pip install NAME`` from the index); rlm-core shows that message
-    as the reason the plugin is unavailable.
+    install it from a path, never by its name from the index (:mod:`rlm_core.install_hints`
+    writes such hints); rlm-core shows that message as the reason the plugin is unavailable.
     """
 
     name: str
@@ -201,6 +207,21 @@ def judgment(run: RunInfo, verdict: Judgment) -> None:
 
 
 @hookspec
+def graded(run: RunInfo, grade: Grade) -> None:
+    """An eval graded the run's answer against its task; emitted before ``run_end``.
+
+    Every run of ``rlm eval run`` is graded, with memory on or off, so trackers can compare
+    success across conditions; plain ``rlm run`` runs are not graded.
+
+    :param run: the run; its tags hold ``eval.id``, ``eval.task``, ``eval.condition`` and
+        ``eval.trial``.
+    :param grade: the task id, ``success`` (the run ended without error and every check passed),
+        ``score`` (the mean of the checks' scores, 0..1) and ``checks``, one per grader
+        (``expected_sparql``, ``answer_contains``, ``rubric``) with its verdict and detail.
+    """
+
+
+@hookspec
 def memory_extracted(run: RunInfo, extraction: MemoryExtraction) -> None:
     """New memories were extracted from the run and stored.
 
@@ -230,6 +251,28 @@ def run_end(run: RunInfo, result: RunResult) -> None:
         and token counts, total ``cost`` when the provider priced the calls, duration (from the
         true start, ``run.started_at``), and the error when the run failed. It closes the run's
         span: its ``span_id`` is ``run.span_id``.
+    """
+
+
+@hookspec
+def eval_start(evaluation: EvalInfo) -> None:
+    """An eval is about to start its runs (called on the process that runs ``rlm eval run``).
+
+    A tracker can open a parent record here (e.g. a parent run, to which every run tagged with
+    the same ``eval.id`` is nested).
+
+    :param evaluation: the eval id, the task file's path and SHA-256, the task ids, the
+        conditions and the number of trials.
+    """
+
+
+@hookspec
+def eval_end(evaluation: EvalInfo, summary: EvalSummary) -> None:
+    """An eval is over (also when it was interrupted); called once after its last run.
+
+    :param evaluation: the eval, as passed to ``eval_start``.
+    :param summary: how many runs ended and failed, whether it was interrupted, and aggregate
+        metrics per condition (``CONDITION.success_rate``, ``CONDITION.tokens_mean``...).
     """
 
 
@@ -281,7 +324,8 @@ def _payload_arguments() -> dict[str, str]:
     """Event hook name -> the keyword its one payload is passed as (``iteration`` -> ``step``).
 
     Read from the specifications above, so emitting and replaying code cannot drift from them.
-    ``run_start`` (the run is its payload) and ``metrics`` (values and step) are not in it.
+    ``run_start`` (the run is its payload), ``metrics`` (values and step) and the eval hooks
+    (no run) are not in it.
     """
     found = {}
     for name in EVENT_HOOKS:

@@ -399,15 +399,19 @@ def _load(entry_points: Iterable[importlib.metadata.EntryPoint]) -> dict[str, _C
 
 
 def _missing_module_hint(candidate: _Candidate, exc: BaseException) -> str:
-    """For a module missing under a plugin that did not say how to install it. A plugin that
-    knows (a missing backend) raises ImportError with its own hint, shown as is."""
+    """For a module missing under a plugin that did not say how to install it (a plugin that
+    knows, such as one with a missing backend, raises ImportError with its own hint, shown as
+    is): the extra of its distribution that provides the module, else the distribution itself,
+    both from a path (see :mod:`rlm_core.install_hints`)."""
     missing = getattr(exc, "name", None)
     if not isinstance(exc, ModuleNotFoundError) or not missing:
         return ""
-    source = candidate.distribution or "the plugin's distribution"
-    return (
-        f" (reinstall {source} with its dependencies from its path: pip install PATH/TO/{source})"
-    )
+    from rlm_core.install_hints import extra_providing, install_hint
+
+    if not candidate.distribution:
+        return " (reinstall the plugin's distribution with its dependencies, from its path)"
+    extra = extra_providing(candidate.distribution, missing.split(".")[0])
+    return f" (install it with: {install_hint(candidate.distribution, extra)})"
 
 
 def _check_names(candidates: dict[str, _Candidate], selections: Iterable[Selection]) -> None:

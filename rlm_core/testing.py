@@ -25,6 +25,7 @@ from rlm_core._traces import RunBuilder, TraceError, check_trace, span_children
 from rlm_core.engine.cassette import CASSETTE_VERSION, Response
 from rlm_core.events import (
     Event,
+    Grade,
     Iteration,
     Judgment,
     LLMCall,
@@ -136,6 +137,10 @@ class RecordingPlugin:
         self._record("judgment", run=run, verdict=verdict)
 
     @hookimpl
+    def graded(self, run: RunInfo, grade: Grade) -> None:
+        self._record("graded", run=run, grade=grade)
+
+    @hookimpl
     def memory_extracted(self, run: RunInfo, extraction: MemoryExtraction) -> None:
         self._record("memory_extracted", run=run, extraction=extraction)
 
@@ -183,10 +188,33 @@ def scripted_extract(answer: str, sparql: str, evidence: list[str]) -> Response:
     return Response("root", text, 1200, max(1, len(text) // 4))
 
 
-def write_cassette(path: str | Path, responses: Iterable[Response]) -> Path:
-    """Write a cassette file that ``--lm scripted:PATH`` replays."""
+def write_cassette(
+    path: str | Path,
+    responses: Iterable[Response],
+    *,
+    question: str | None = None,
+    ontology: str | Path | None = None,
+) -> Path:
+    """Write a cassette file that ``--lm scripted:PATH`` replays.
+
+    With ``question`` and ``ontology`` the header records them, and a run that asks something
+    else, or reads another file, refuses the cassette; without them it replays for any run.
+    """
+    from rlm_core.engine.cassette import ontology_digest
+
     path = Path(path)
-    lines = [orjson.dumps({"cassette": CASSETTE_VERSION, "recorded_with": "rlm_core.testing"})]
+    header: dict[str, str | int] = {
+        "cassette": CASSETTE_VERSION,
+        "recorded_with": "rlm_core.testing",
+    }
+    if question is not None:
+        header["question"] = question
+    if ontology is not None:
+        digest = ontology_digest(ontology)
+        if digest is None:
+            raise FileNotFoundError(f"cannot read the ontology {ontology}")
+        header["ontology_sha256"] = digest
+    lines = [orjson.dumps(header)]
     lines.extend(orjson.dumps(response.to_dict()) for response in responses)
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path

@@ -22,6 +22,7 @@ from typing import IO
 from rlm_core._redact import REDACTED, Redactor
 from rlm_core.events import (
     Event,
+    Grade,
     Iteration,
     JSONValue,
     Judgment,
@@ -121,6 +122,10 @@ class JsonlTracker:
     @hookimpl
     def judgment(self, run: RunInfo, verdict: Judgment) -> None:
         self._emit_event(self._open(run), verdict)
+
+    @hookimpl
+    def graded(self, run: RunInfo, grade: Grade) -> None:
+        self._emit_event(self._open(run), grade)
 
     @hookimpl
     def memory_extracted(self, run: RunInfo, extraction: MemoryExtraction) -> None:

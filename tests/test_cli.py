@@ -79,7 +79,7 @@ def test_malformed_config_is_a_clear_error_not_a_traceback(tmp_path: Path) -> No
 def test_usage_error_exits_2(tmp_path: Path) -> None:
     result = rlm("plugins", "--bogus", cwd=tmp_path)
     assert result.returncode == 2
-    assert "unrecognized arguments: --bogus" in result.stderr
+    assert "rlm plugins: error: unrecognized option --bogus" in result.stderr
 
 
 START_UP_CHECK = """

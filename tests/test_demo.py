@@ -56,10 +56,29 @@ def test_rlm_demo_prints_answer_sparql_evidence_and_run_id(
 ) -> None:
     assert main(["demo", "--no-trackers", "--tag", "purpose=test"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Answer: A brew (coffee:Brewing")
+    assert out.startswith("rlm demo replays a recorded run: offline, no API key.")
+    assert f"\nQuestion: {DEMO_QUESTION}\n\nAnswer: A brew (coffee:Brewing" in out
     assert "\nSPARQL:\n  PREFIX coffee:" in out
     assert "Evidence (4):" in out
     assert ": converged · 4 iterations · 7 LM calls" in out
+
+
+def test_rlm_demo_says_where_procedural_memory_went(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--no-trackers"]) == 0
+    memory = in_tmp / "rlm-memory.db"
+    assert memory.is_file()
+    last = capsys.readouterr().out.rstrip().splitlines()[-1]
+    assert last == f"  memory: {memory.resolve()} (procedural memory: rlm memory stats)"
+
+
+def test_rlm_demo_without_memory_does_not_mention_a_memory_database(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--no-trackers", "--no-memory"]) == 0
+    assert "memory:" not in capsys.readouterr().out
+    assert not (in_tmp / "rlm-memory.db").exists()
 
 
 def test_rlm_run_without_a_model_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,3 +121,22 @@ def test_rlm_run_with_a_missing_cassette_is_a_usage_error(
     )
     assert code == 2
     assert "cannot read cassette" in capsys.readouterr().err
+
+
+def test_rlm_run_json_says_what_was_asked_of_which_model_and_where_it_went(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = f"scripted:{DEMO_CASSETTE}"
+    argv = ["run", DEMO_QUESTION, "--ontology", str(DEMO_ONTOLOGY), "--lm", model]
+    assert main([*argv, "-t", "jsonl", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["question"] == DEMO_QUESTION
+    assert result["ontology"] == str(DEMO_ONTOLOGY)
+    assert (result["model"], result["sub_model"]) == (model, model)
+    log = in_tmp / "runs" / f"{result['run_id']}.jsonl"
+    assert result["locations"] == {
+        "jsonl": str(log),
+        "memory": str(in_tmp / "rlm-memory.db"),
+    }
+    assert log.is_file()
+    assert result["converged"] is True

@@ -21,8 +21,11 @@ PAYLOADS = [
     events.LLMCall,
     events.ToolCall,
     events.Judgment,
+    events.Grade,
     events.MemoryExtraction,
     events.RunResult,
+    events.EvalInfo,
+    events.EvalSummary,
 ]
 
 

@@ -18,6 +18,8 @@ from rlm_core.events import (
     Event,
     EventDecodeError,
     ExtractedMemory,
+    Grade,
+    GradeCheck,
     Iteration,
     Judgment,
     Limits,
@@ -151,6 +153,23 @@ EVENT_STRATEGIES: dict[type[Event], st.SearchStrategy[Event]] = {
         reason=text,
         confidence=st.none() | st.floats(min_value=0, max_value=1),
     ),
+    Grade: st.builds(
+        Grade,
+        **common,
+        task=text,
+        success=st.booleans(),
+        score=st.floats(min_value=0, max_value=1),
+        checks=st.lists(
+            st.builds(
+                GradeCheck,
+                grader=text,
+                passed=st.booleans(),
+                score=st.floats(min_value=0, max_value=1),
+                detail=text,
+            ),
+            max_size=3,
+        ).map(tuple),
+    ),
     MemoryExtraction: st.builds(
         MemoryExtraction,
         **common,
@@ -268,7 +287,11 @@ def test_nested_field_errors_name_the_path() -> None:
 
 
 def test_every_payload_of_a_built_run_round_trips() -> None:
-    built = RunBuilder.demo(nested=True).events()
+    graded = RunBuilder("run-graded")
+    graded.setup()
+    graded.graded()
+    graded.end()
+    built = RunBuilder.demo(nested=True).events() + graded.events()
     assert {type(event) for event in built} == set(EVENT_STRATEGIES)
     for event in built:
         assert event_from_dict(orjson.loads(orjson.dumps(event.to_dict()))) == event

@@ -17,6 +17,7 @@ from rlm_core.plugins import HOOK_NAMES, PluginManager, ambient_plugins, get_plu
 from rlm_core.testing import RecordingPlugin, capture_events
 from tests.helpers import sample_module_plugin
 from tests.helpers.factories import iteration, run_info, run_result
+from tests.helpers.paths import REPO
 from tests.helpers.sample_plugins import CountingTracker, RaisingTracker
 
 
@@ -71,7 +72,14 @@ def states(manager: PluginManager) -> dict[str, tuple[str, str | None]]:
 
 
 def test_hook_names_are_the_contract() -> None:
-    assert set(HOOK_NAMES) == {"run_metrics", "run_location", "register_commands", *EVENT_HOOKS}
+    assert set(HOOK_NAMES) == {
+        "run_metrics",
+        "run_location",
+        "register_commands",
+        "eval_start",
+        "eval_end",
+        *EVENT_HOOKS,
+    }
     assert set(EVENT_HOOKS) == {
         "run_start",
         "setup",
@@ -80,6 +88,7 @@ def test_hook_names_are_the_contract() -> None:
         "tool_call",
         "memory_retrieved",
         "judgment",
+        "graded",
         "memory_extracted",
         "metrics",
         "run_end",
@@ -206,11 +215,19 @@ def test_plugin_that_fails_to_import_is_unavailable_and_the_others_load(tmp_path
     state, reason = result["broken"]
     assert state == "unavailable"
     assert "No module named 'rlm_test_backend_that_is_not_installed'" in str(reason)
-    assert (
-        "reinstall rlm-broken with its dependencies from its path: pip install PATH/TO/rlm-broken"
-        in str(reason)
-    )
+    # reinstall the plugin's own distribution, by a path: its name may be anyone's on the index
+    assert str(reason).endswith("(install it with: pip install -e PATH/TO/rlm-broken)")
     assert result["counting"][0] == "enabled"
+
+
+def test_builtin_plugin_missing_a_module_no_extra_provides_hints_at_the_checkout(
+    tmp_path: Path,
+) -> None:
+    """(A missing extra names the extra too: tests/test_install_hints.py, with mlflow.)"""
+    core = FakeDistribution("rlm-core", "0.1.0", {"mlflow": f"{HELPERS}.sample_broken_import"})
+    state, reason = states(manager_for(tmp_path, eps=entry_points(core)))["mlflow"]
+    assert state == "unavailable"
+    assert str(reason).endswith(f"(install it with: pip install -e {REPO})")
 
 
 def test_a_plugin_that_says_how_to_install_its_backend_is_shown_as_is(tmp_path: Path) -> None:

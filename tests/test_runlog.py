@@ -66,7 +66,7 @@ def test_a_garbage_line_is_reported_and_reading_goes_on(good: Path, tmp_path: Pa
         f"{bad}:4: not UTF-8 text",
         f"{bad}:5: not valid JSON: Expecting value at column 1",
         f"{bad}:6: expected a JSON object, got list",
-        f"{bad}:7: unknown event kind 'nope' (known: iteration, judgment, llm_call, "
+        f"{bad}:7: unknown event kind 'nope' (known: graded, iteration, judgment, llm_call, "
         "memory_extracted, memory_retrieved, run_end, run_start, setup, tool_call)",
     ]
     assert replayed_hooks(bad) == [hook for hook, _ in realistic_run()]

@@ -9,9 +9,17 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from rlm_core.commands.options import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
+from rlm_core.commands.options import (
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    EXIT_USAGE,
+    STDOUT,
+    add_output_option,
+    check_output,
+)
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.memory.base import MemoryStats, MemoryUse
 from rlm_core.memory.store import SQLiteMemoryStore
@@ -70,10 +78,10 @@ def register(commands: Any) -> Any:
         "export",
         parents=[common],
         help="write memories to a JSONL pack",
-        description="Write every memory (or one ontology's) to FILE as a JSONL pack, '-' for "
+        description="Write every memory (or one ontology's) as a JSONL pack to -o PATH, or to "
         "standard output.",
     )
-    export.add_argument("file", metavar="FILE", help="the pack to write, or -")
+    add_output_option(export, "the pack")
     export.add_argument("--ontology", metavar="NAME", help="only memories scoped to this ontology")
     export.set_defaults(handler=memory_export)
 
@@ -192,11 +200,13 @@ def memory_search(args: argparse.Namespace) -> int:
 def memory_export(args: argparse.Namespace) -> int:
     from rlm_core.memory.packs import export_pack
 
+    check_output(args.output)
     with _open(args, create=False) as store:
-        destination = sys.stdout if args.file == "-" else args.file
+        destination = sys.stdout if args.output == STDOUT else args.output
         count = export_pack(store, destination, ontology=args.ontology)
-    where = "standard output" if args.file == "-" else args.file
-    print(f"Exported {count} memories to {where}.", file=sys.stderr if args.file == "-" else None)
+    to_stdout = args.output == STDOUT
+    where = "standard output" if to_stdout else str(Path(args.output).resolve())
+    print(f"Exported {count} memories to {where}.", file=sys.stderr if to_stdout else None)
     return EXIT_OK
 
 

@@ -3,12 +3,41 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rlm_core.config import CliOptions, Settings, load_settings
+from rlm_core.errors import RLMError
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
+
+STDOUT = "-"
+"""The ``-o/--output`` value that means standard output."""
+
+
+def add_output_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``-o/--output PATH``, ``-`` (the default) for standard output: the one way every command
+    that writes a file or a report is told where."""
+    parser.add_argument(
+        "-o",
+        "--output",
+        default=STDOUT,
+        metavar="PATH",
+        help=f"write {what} to PATH; '-' (the default) is standard output",
+    )
+
+
+def check_output(path: str) -> None:
+    """Refuse, before any work, an output path that cannot be a file: its directory is missing
+    (a typo there would otherwise create directories or fail late) or it is a directory."""
+    if path == STDOUT:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise RLMError(f"--output {path}: is a directory; give a file name")
+    if not target.parent.is_dir():
+        raise RLMError(f"--output {path}: the directory {target.parent} does not exist")
 
 
 def add_settings_options(parser: argparse.ArgumentParser) -> None:

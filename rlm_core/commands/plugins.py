@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from rlm_core.commands.options import EXIT_OK, add_settings_options, settings_from
@@ -33,18 +34,36 @@ def register(commands: Any) -> None:
 
 
 def new_plugin(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from rlm_core._scaffold import plugin_names, scaffold_plugin
 
     root = scaffold_plugin(args.name, Path(args.dir))
     names = plugin_names(args.name)
     print(f"Created {root}")
-    print("Next:")
-    print(f"  cd {root} && python -m pytest        # its tests pass as generated")
-    print(f"  pip install --no-deps {root}        # installs the '{names.plugin}' entry point")
-    print(f"  rlm demo -t {names.plugin}        # see it receive a run")
+    print("Next steps; paste them as they are (rlm-core stays as installed, from its checkout):")
+    for command, why in next_steps(root, names.plugin):
+        print(f"  {command:<44}  # {why}")
     return EXIT_OK
+
+
+def next_steps(root: Path, plugin: str) -> list[tuple[str, str]]:
+    """The commands that install and try a new plugin package, and what each is for.
+
+    The package is named by its path (``./rlm-my-tracker``), never by its name, which pip would
+    look up on the public package index; it declares no dependency, so pip never resolves
+    rlm-core either.
+    """
+    import shlex
+
+    where = root.as_posix()
+    if not root.is_absolute() and not where.startswith("."):
+        where = f"./{where}"
+    package = shlex.quote(where)
+    return [
+        (f"python -m pip install -e {package}", f"installs the '{plugin}' entry point"),
+        (f"rlm demo -t {plugin}", "a recorded run, offline, with only this tracker"),
+        ("python -m pip install pytest", "the tests' one dependency besides rlm-core"),
+        (f"(cd {package} && python -m pytest)", "its tests pass as generated"),
+    ]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,11 @@ def register(commands: Any) -> None:
         help="where LM-written code runs: 'local' (a subprocess with your files and network, "
         "not a sandbox) or 'deno' (Pyodide in Deno's sandbox; needs deno on PATH)",
     )
+    run_parser.add_argument(
+        "--lm-allow-mismatch",
+        action="store_true",
+        help="replay a cassette recorded for another question or ontology (off: exit 2)",
+    )
     _add_output_options(run_parser)
     run_parser.set_defaults(handler=_run)
 
@@ -75,22 +81,46 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    return _execute(args, args.question, Path(args.ontology), record=args.record)
+    return _execute(
+        args,
+        args.question,
+        Path(args.ontology),
+        record=args.record,
+        allow_mismatch=args.lm_allow_mismatch,
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
     from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 
     args.lm = args.sub_lm = f"scripted:{DEMO_CASSETTE}"
-    return _execute(args, DEMO_QUESTION, DEMO_ONTOLOGY, record=None)
+    if not args.json:
+        print(
+            "rlm demo replays a recorded run: offline, no API key. The ontology tools, memory\n"
+            f"and trackers run for real, over the bundled ontology {DEMO_ONTOLOGY.name}.\n\n"
+            f"Question: {DEMO_QUESTION}\n",
+            flush=True,
+        )
+    return _execute(args, DEMO_QUESTION, DEMO_ONTOLOGY, record=None, allow_mismatch=False)
 
 
-def _execute(args: argparse.Namespace, question: str, ontology: Path, record: str | None) -> int:
+def _execute(
+    args: argparse.Namespace,
+    question: str,
+    ontology: Path,
+    *,
+    record: str | None,
+    allow_mismatch: bool,
+) -> int:
     from rlm_core.engine import run
     from rlm_core.plugins import get_plugin_manager
 
     tags = _parse_tags(args.tag)
     settings = settings_from(args)
+    if args.no_memory:
+        settings = dataclasses.replace(
+            settings, memory=dataclasses.replace(settings.memory, enabled=False)
+        )
     started = _StartedRuns()
     extra: list[object] = [started]
     if not args.json and sys.stderr.isatty():
@@ -103,18 +133,30 @@ def _execute(args: argparse.Namespace, question: str, ontology: Path, record: st
             question,
             ontology,
             config=settings,
-            memory=False if args.no_memory else None,
             tags=tags,
             record=record,
             manager=manager,
+            allow_cassette_mismatch=allow_mismatch,
         )
+    locations = _locations(manager, started.runs.get(result.run_id))
+    memory = Path(settings.memory.path).resolve() if settings.memory.enabled else None
     if args.json:
         import orjson
 
-        sys.stdout.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        described = {
+            "question": question,
+            "ontology": str(ontology.resolve()),
+            "model": settings.model,
+            "sub_model": settings.sub_model or settings.model,
+            "locations": dict(locations) | ({"memory": str(memory)} if memory else {}),
+            **result.to_dict(),
+        }
+        sys.stdout.write(orjson.dumps(described, option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
     else:
-        _print_result(result, _locations(manager, started.runs.get(result.run_id)))
+        if memory is not None:
+            locations.append(("memory", f"{memory} (procedural memory: rlm memory stats)"))
+        _print_result(result, locations)
     return EXIT_OK if result.converged else EXIT_RUN_FAILED
 
 

@@ -1,21 +1,35 @@
 """Cassettes: recorded LM responses, replayed in order through DSPy's own LM class.
 
 A cassette is a JSONL file. The optional first line is a header
-``{"cassette": 1, "recorded_with": "...", "created": "..."}``; every other line is one LM
+``{"cassette": 1, "recorded_with": "...", "created": "...", "question": "...",
+"ontology_sha256": "..."}``; every other line is one LM
 response: ``{"role": "root", "text": "...", "usage": {"prompt_tokens": 12, "completion_tokens":
-3}, "model": "openai/gpt-4o-mini"}``. ``role`` says which LM answered: ``root`` (the RLM's own
-calls), ``sub`` (``llm_query`` from REPL code), or another role such as ``judge``. Each scripted
-LM replays the responses of its role in file order, so the root and sub LMs interleave exactly as
-they did live. ``usage`` and ``model`` are optional.
+3}, "model": "openai/gpt-4o-mini", "latency_ms": 300}``. ``role`` says which LM answered:
+``root`` (the RLM's own calls), ``sub`` (``llm_query`` from REPL code), or another role such as
+``judge``. Each scripted LM replays the responses of its role in file order, so the root and sub
+LMs interleave exactly as they did live. ``usage``, ``model`` and ``latency_ms`` are optional;
+``latency_ms`` makes the scripted LM wait that long before answering (releasing the GIL, like a
+network call), so benchmarks can show what running LM-bound runs in parallel buys.
 
 Replay goes through ``dspy.LM`` with a custom engine, so DSPy's callbacks, history and usage
 accounting run as with a live provider.
+
+A recorded answer replayed for another question, or over another ontology, looks right and is
+wrong, so the header says what was asked (``question``) over which file (``ontology_sha256``, the
+SHA-256 of the ontology file's bytes) and :meth:`Cassette.check` refuses a run that differs,
+before any tracker hears of it. A header without these fields (cassettes written before they
+existed, or by hand for any question) is replayed unchecked: such cassettes are scripts, and
+what they were meant for is not recorded anywhere to check against.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import os
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -31,9 +45,11 @@ __all__ = [
     "Cassette",
     "CassetteError",
     "CassetteExhausted",
+    "CassetteMismatch",
     "CassetteWriter",
     "Response",
     "ScriptedEngine",
+    "ontology_digest",
 ]
 
 CASSETTE_VERSION = 1
@@ -41,6 +57,10 @@ CASSETTE_VERSION = 1
 
 class CassetteError(RLMError):
     """A cassette file is missing or malformed; the message names the file and line."""
+
+
+class CassetteMismatch(CassetteError):
+    """A cassette was recorded for another question or another ontology file."""
 
 
 class CassetteExhausted(RLMError):
@@ -56,6 +76,7 @@ class Response:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     model: str | None = None
+    latency_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"role": self.role, "text": self.text}
@@ -66,14 +87,27 @@ class Response:
             }
         if self.model:
             data["model"] = self.model
+        if self.latency_ms is not None:
+            data["latency_ms"] = self.latency_ms
         return data
 
 
 class Cassette:
     """The responses of a cassette file, handed out per role in file order (thread-safe)."""
 
-    def __init__(self, responses: Iterable[Response], source: str = "<memory>") -> None:
+    def __init__(
+        self,
+        responses: Iterable[Response],
+        source: str = "<memory>",
+        *,
+        question: str | None = None,
+        ontology_sha256: str | None = None,
+    ) -> None:
         self.source = source
+        self.question = question
+        """The question the responses answered, when the header records it."""
+        self.ontology_sha256 = ontology_sha256
+        """SHA-256 of the ontology file the run read, when the header records it."""
         self._queues: dict[str, deque[Response]] = {}
         self._used: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -89,6 +123,7 @@ class Cassette:
         except OSError as exc:
             raise CassetteError(f"cannot read cassette {path}: {exc.strerror}") from None
         responses = []
+        header: dict[str, Any] = {}
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -104,11 +139,29 @@ class Cassette:
                         f"{path}:{number}: cassette version {record['cassette']!r} is not "
                         f"supported (this rlm-core reads {CASSETTE_VERSION})"
                     )
+                header = _header_from(record, f"{path}:{number}")
                 continue
             responses.append(_response_from(record, f"{path}:{number}"))
         if not responses:
             raise CassetteError(f"cassette {path} holds no responses")
-        return cls(responses, source=str(path))
+        return cls(responses, source=str(path), **header)
+
+    def check(self, question: str, ontology: str | os.PathLike[str]) -> None:
+        """Raise :class:`CassetteMismatch` when the header says the responses were recorded
+        for another question, or over an ontology file with other contents."""
+        if self.question is not None and self.question.strip() != question.strip():
+            raise CassetteMismatch(
+                f"cassette {self.source} was recorded for the question {_cut(self.question)}, "
+                f"not {_cut(question)}"
+            )
+        if self.ontology_sha256 is None:
+            return
+        digest = ontology_digest(ontology)
+        if digest is not None and digest != self.ontology_sha256:
+            raise CassetteMismatch(
+                f"cassette {self.source} was recorded over another ontology than "
+                f"{os.fspath(ontology)} (the file's contents differ)"
+            )
 
     def next(self, role: str) -> Response:
         """The next unused response of ``role``."""
@@ -129,6 +182,44 @@ class Cassette:
             return len(self._queues.get(role, ()))
 
 
+def _cut(question: str, limit: int = 100) -> str:
+    """The question quoted for a one-line message, cut when long."""
+    return repr(question if len(question) <= limit else question[: limit - 1] + "…")
+
+
+def ontology_digest(path: str | os.PathLike[str]) -> str | None:
+    """SHA-256 (hex) of the file's bytes; None when it cannot be read (the ontology loader
+    reports that). Remembered per path, size and modification time: an eval replays many
+    runs over the same file."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return _digest(os.path.abspath(path), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _digest(path: str, size: int, mtime_ns: int) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _header_from(record: dict[str, Any], where: str) -> dict[str, Any]:
+    header = {}
+    for key in ("question", "ontology_sha256"):
+        value = record.get(key)
+        if value is not None and not isinstance(value, str):
+            raise CassetteError(f"{where}: {key!r} must be a string")
+        header[key] = value
+    return header
+
+
 def _response_from(record: dict[str, Any], where: str) -> Response:
     role, text = record.get("role"), record.get("text")
     if not isinstance(role, str) or not role:
@@ -147,7 +238,12 @@ def _response_from(record: dict[str, Any], where: str) -> Response:
     model = record.get("model")
     if model is not None and not isinstance(model, str):
         raise CassetteError(f"{where}: 'model' must be a string")
-    return Response(role, text, counts[0], counts[1], model)
+    latency = record.get("latency_ms")
+    if latency is not None and (
+        isinstance(latency, bool) or not isinstance(latency, int | float) or not latency >= 0
+    ):
+        raise CassetteError(f"{where}: 'latency_ms' must be a non-negative number")
+    return Response(role, text, counts[0], counts[1], model, latency)
 
 
 class ScriptedEngine:
@@ -162,6 +258,8 @@ class ScriptedEngine:
         from dspy.lm15 import Response as LMResponse
 
         recorded = self.cassette.next(self.role)
+        if recorded.latency_ms:
+            time.sleep(recorded.latency_ms / 1000)
         return LMResponse(
             id=None,
             model=recorded.model or f"scripted-{self.role}",
@@ -188,7 +286,14 @@ class CassetteWriter:
     may have echoed a key), with the same redactor as every tracker.
     """
 
-    def __init__(self, path: str | Path, recorded_with: str) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        recorded_with: str,
+        *,
+        question: str | None = None,
+        ontology_sha256: str | None = None,
+    ) -> None:
         from rlm_core._redact import Redactor
 
         self._redact = Redactor.from_environment().text
@@ -200,8 +305,11 @@ class CassetteWriter:
             "cassette": CASSETTE_VERSION,
             "recorded_with": recorded_with,
             "created": datetime.now(UTC).isoformat(),
+            "question": question,
+            "ontology_sha256": ontology_sha256,
         }
-        self._file.write(orjson.dumps(header) + b"\n")
+        recorded = {key: value for key, value in header.items() if value is not None}
+        self._file.write(orjson.dumps(recorded) + b"\n")
 
     def write(self, response: Response) -> None:
         redacted = dataclasses.replace(response, text=self._redact(response.text))

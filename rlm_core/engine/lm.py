@@ -15,7 +15,7 @@ from typing import Any
 from rlm_core.engine.cassette import Cassette, ScriptedEngine
 from rlm_core.errors import ConfigError
 
-__all__ = ["SCRIPTED_PREFIX", "LanguageModels", "build_language_models"]
+__all__ = ["SCRIPTED_PREFIX", "LanguageModels", "build_language_models", "build_role_lm"]
 
 SCRIPTED_PREFIX = "scripted:"
 
@@ -38,6 +38,8 @@ class LanguageModels:
     extract: Any
     root_name: str
     sub_name: str
+    cassettes: tuple[Cassette, ...] = ()
+    """The cassettes the scripted roles replay (none for live models)."""
 
     def role_of(self, lm: object) -> str:
         """The role of one of this run's LMs ("root", "sub", "judge", "extract"), else "other"."""
@@ -57,14 +59,23 @@ def build_language_models(model: str | None, sub_model: str | None) -> LanguageM
         )
     sub_model = sub_model or model
     cassettes: dict[str, Cassette] = {}
+    root = _build(model, "root", cassettes)
+    sub = _build(sub_model, "sub", cassettes)
     return LanguageModels(
-        root=_build(model, "root", cassettes),
-        sub=_build(sub_model, "sub", cassettes),
+        root=root,
+        sub=sub,
         judge=_build(sub_model, "judge", cassettes),
         extract=_build(sub_model, "extract", cassettes),
         root_name=model,
         sub_name=sub_model,
+        cassettes=tuple(cassettes.values()),
     )
+
+
+def build_role_lm(spec: str, role: str) -> Any:
+    """One more LM for ``role`` (e.g. the eval's ``rubric`` judge); a cassette replays the
+    responses recorded for that role."""
+    return _build(spec, role, {})
 
 
 def _build(spec: str, role: str, cassettes: dict[str, Cassette]) -> Any:

@@ -16,7 +16,7 @@ import dataclasses
 import os
 import secrets
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from rlm_core.config import CliOptions, Selection, Settings, load_settings
 from rlm_core.engine.emitter import RunEmitter
 from rlm_core.errors import UsageError
 from rlm_core.events import (
+    Grade,
     JSONValue,
     Judgment,
     Limits,
@@ -49,7 +50,11 @@ from rlm_core.events import (
 from rlm_core.logs import get_logger
 from rlm_core.plugins import PluginManager, get_plugin_manager
 
-__all__ = ["new_run_id", "run"]
+__all__ = ["GradeFunction", "new_run_id", "run"]
+
+GradeFunction = Callable[[str | None, str | None, str | None], Mapping[str, Any]]
+"""``(answer, sparql, error) -> Grade fields`` (task, success, score, checks): how ``rlm eval``
+grades a run before ``run_end``."""
 
 log = get_logger("rlm.run")
 
@@ -76,6 +81,8 @@ def run(
     record: str | os.PathLike[str] | None = None,
     manager: PluginManager | None = None,
     traceparent: str | None = None,
+    grade: GradeFunction | None = None,
+    allow_cassette_mismatch: bool = False,
 ) -> RunResult:
     """Answer ``question`` over the ontology file ``ontology`` and return how the run ended.
 
@@ -95,9 +102,13 @@ def run(
         the step that started it), else the ``TRACEPARENT`` environment variable, else a new
         trace.
     :param parent_run_id: the run this one belongs to; default: the run whose step is current.
+    :param grade: grade the run's answer before ``run_end`` and emit the grade (``graded``).
+    :param allow_cassette_mismatch: replay a cassette recorded for another question or
+        ontology (``--lm-allow-mismatch``); by default that is a
+        :class:`~rlm_core.engine.cassette.CassetteMismatch`, raised before the run starts.
     :raises rlm_core.RLMError: the run cannot start (a blank question, an ontology that cannot be
         loaded, no model, missing API key, bad config, a memory database that cannot be opened,
-        a malformed ``traceparent``).
+        a malformed ``traceparent``, a cassette recorded for another question or ontology).
     """
     if not isinstance(question, str) or not question.strip():
         raise UsageError("the question is empty; say what to ask about the ontology")
@@ -108,6 +119,8 @@ def run(
     from rlm_core.engine.lm import build_language_models
 
     lms = build_language_models(settings.model, settings.sub_model)
+    if not allow_cassette_mismatch:
+        _check_cassettes(lms.cassettes, question, ontology)
     factory = interpreter_factory(settings.interpreter, settings.step_timeout)
     notice = sandbox_notice(settings.interpreter, lms.root_name)
     if notice:
@@ -129,6 +142,7 @@ def run(
             tags,
             record,
             problems,
+            grade,
         )
     finally:
         if store is not None:
@@ -170,6 +184,7 @@ def _run(
     tags: Mapping[str, str] | None,
     record: str | os.PathLike[str] | None,
     problems: list[str],
+    grade: GradeFunction | None = None,
 ) -> RunResult:
     emitter = RunEmitter(manager, new_run_id(), parent, started_at=prepared.started_at)
     loaded = prepared.loaded
@@ -214,6 +229,11 @@ def _run(
         _execute(
             outcome, emitter, settings, lms, factory, prepared, question, record, memory, memories
         )
+        if grade is not None:
+            span = emitter.open()
+            emitter.emit(
+                "graded", Grade, span, **grade(outcome.answer, outcome.sparql, outcome.error)
+            )
     except BaseException as exc:  # KeyboardInterrupt too: run_end still fires, then re-raise
         outcome.error = f"{type(exc).__name__}: {exc}"
         raise
@@ -246,6 +266,20 @@ def _run(
         record_health(emitter.run_id, *emitter.plugin_trouble())
     assert result is not None  # run_end is always built
     return result
+
+
+def _check_cassettes(
+    cassettes: Iterable[Any], question: str, ontology: str | os.PathLike[str]
+) -> None:
+    from rlm_core.engine.cassette import CassetteMismatch
+
+    try:
+        for cassette in cassettes:
+            cassette.check(question, ontology)
+    except CassetteMismatch as exc:
+        raise CassetteMismatch(
+            f"{exc}; --lm-allow-mismatch (run(allow_cassette_mismatch=True)) replays it anyway"
+        ) from None
 
 
 @dataclasses.dataclass
@@ -438,18 +472,20 @@ class _Prepared:
 
 
 def _prepare(path: Path) -> _Prepared:
-    """Load the ontology, build its tools and sense card; an ontology that cannot be loaded raises
+    """Load the ontology (parsed once per process: a worker running many runs reuses the graph
+    and its sense card), build its tools; an ontology that cannot be loaded raises
     :class:`~rlm_core.ontology.OntologyError` (a usage error) before any tracker sees a run."""
-    from rlm_core.ontology import OntologyTools, build_sense_card, load_ontology
+    from rlm_core.ontology import OntologyTools
+    from rlm_core.ontology.cache import cached_ontology, cached_sense_card
 
     started_at, clock = utc_now(), time.perf_counter()
-    prepared = _Prepared(loaded=load_ontology(path), started_at=started_at, clock=clock)
+    prepared = _Prepared(loaded=cached_ontology(path), started_at=started_at, clock=clock)
     prepared.load_duration = time.perf_counter() - clock
     step = time.perf_counter()
     prepared.tools = OntologyTools(prepared.loaded)
     prepared.index_duration = time.perf_counter() - step
     step = time.perf_counter()
-    prepared.sense_card = build_sense_card(prepared.loaded)
+    prepared.sense_card = cached_sense_card(prepared.loaded)
     prepared.sense_card_duration = time.perf_counter() - step
     return prepared
 
@@ -470,7 +506,7 @@ def _execute(
 
     from rlm_core._redact import Redactor
     from rlm_core.engine.bridge import HookBridge
-    from rlm_core.engine.cassette import CassetteWriter, Response
+    from rlm_core.engine.cassette import CassetteWriter, Response, ontology_digest
     from rlm_core.engine.program import build_program
 
     functions = prepared.tools.tool_functions()
@@ -483,7 +519,14 @@ def _execute(
         interpreter_factory=factory,
     )
     writer = (
-        None if record is None else CassetteWriter(os.fspath(record), recorded_with=lms.root_name)
+        None
+        if record is None
+        else CassetteWriter(
+            os.fspath(record),
+            recorded_with=lms.root_name,
+            question=question,
+            ontology_sha256=ontology_digest(prepared.loaded.path),
+        )
     )
     bridge = HookBridge(
         emitter,

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from rlm_core.commands.options import EXIT_OK
+from rlm_core.commands.options import EXIT_OK, STDOUT, add_output_option, check_output
 from rlm_core.config import CliOptions, load_settings
 from rlm_plugins.memory_metrics.report import (
-    PLOT_HINT,
     ReportError,
     build_report,
+    check_plot_path,
     no_runs,
     read_runs,
     render,
@@ -42,8 +43,11 @@ def register_report(subcommands: Any) -> None:
         default="table",
         help="output format (table)",
     )
+    add_output_option(report, "the report")
     report.add_argument(
-        "--plot", metavar="PATH", help=f"also write a PNG over time (needs {PLOT_HINT})"
+        "--plot",
+        metavar="PATH",
+        help="also write a PNG over time (needs matplotlib: the plot extra)",
     )
     report.add_argument(
         "--state",
@@ -55,21 +59,40 @@ def register_report(subcommands: Any) -> None:
 
 
 def memory_report(args: argparse.Namespace) -> int:
-    """Print the report; write the plot when asked."""
+    """Print the report; write the plot when asked, and say where it went."""
+    check_output(args.output)  # before reading or printing anything: these are usage errors
+    plot = Path(args.plot) if args.plot else None
+    if plot is not None:
+        check_plot_path(plot)
+        require_matplotlib()
     path = Path(args.state or _configured_state(args.config))
     runs = read_runs(path, args.ontology)
-    if args.plot:
-        require_matplotlib()  # before printing anything: a missing extra is a clean error
     report = build_report(runs, state=str(path), ontology=args.ontology)
     if args.format == "json":
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        text = json.dumps(report, indent=2, ensure_ascii=False)
     else:
-        print(render(report, markdown=args.format == "markdown"))
-    if args.plot:
+        text = render(report, markdown=args.format == "markdown")
+    # Where the report goes is the output; what was written where is said beside it, on
+    # stderr when stdout holds JSON, which must stay JSON alone.
+    told = sys.stderr if args.output == STDOUT and args.format == "json" else sys.stdout
+    if args.output == STDOUT:
+        print(text)
+    else:
+        _write(Path(args.output), text + "\n")
+        print(f"Report written to {Path(args.output).resolve()}", file=told)
+    if plot is not None:
         if not runs:
             raise ReportError(f"nothing to plot: {no_runs(path, args.ontology)}")
-        write_plot(runs, Path(args.plot), args.ontology)
+        write_plot(runs, plot, args.ontology)
+        print(f"Plot written to {plot.resolve()}", file=told)
     return EXIT_OK
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
 
 
 def _configured_state(config: str | None) -> str:

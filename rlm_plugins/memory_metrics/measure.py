@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from rlm_core.events import Judgment, MemoryExtraction, MemoryRetrieval
+from rlm_core.events import Grade, Judgment, MemoryExtraction, MemoryRetrieval
 from rlm_plugins.memory_metrics.sources import MemoryText, injected_text, prompt_preview
 from rlm_plugins.memory_metrics.terms import distinctive_terms, used_terms
 
@@ -50,6 +50,7 @@ class RunObservations:
     root_prompt_tokens: int = 0
     root_calls_with_tokens: int = 0
     verdict: Judgment | None = None
+    grade: Grade | None = None
     extraction: MemoryExtraction | None = None
     measurement: Measurement | None = None  # once run_metrics measured the run
 

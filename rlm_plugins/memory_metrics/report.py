@@ -24,7 +24,6 @@ from rlm_core.errors import RLMError
 from rlm_plugins.memory_metrics.state import STATE_VERSION
 
 _TITLE_CHARS = 48
-PLOT_HINT = "pip install 'rlm-core[plot]'"
 
 
 class ReportError(RLMError):
@@ -309,21 +308,40 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError as exc:
-        raise ReportError(f"--plot needs matplotlib ({exc}): {PLOT_HINT}") from None
+        from rlm_core.install_hints import install_hint
+
+        raise ReportError(
+            f"--plot needs matplotlib ({exc}): {install_hint(extra='plot')}"
+        ) from None
 
 
-def write_plot(runs: Sequence[Run], path: Path, ontology: str | None) -> None:
-    """A PNG over time, with and without memory: the success rate of the judged runs so far, and
-    each run's tokens with their mean so far."""
+def check_plot_path(path: Path) -> None:
+    """Refuse, before any work, a plot path whose directory does not exist: a typo in it would
+    otherwise create directories nobody asked for."""
+    parent = path.parent
+    if not parent.is_dir():
+        raise ReportError(f"--plot {path}: the directory {parent} does not exist")
+    if path.is_dir():
+        raise ReportError(f"--plot {path}: is a directory; give a file name such as memory.png")
+
+
+def build_plot(runs: Sequence[Run], ontology: str | None) -> Any:
+    """The figure (a matplotlib ``Figure``), with and without memory: the success rate of the
+    judged runs so far, and each run's tokens with their mean so far. Runs without a judgment
+    have no success to plot; the success panel says how many there are. The legends sit beside
+    the panels, where they cannot hide a point."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(9, 6), layout="constrained")
     success, tokens = figure.subplots(2, 1, sharex=True)
+    unjudged = []
     for label, color, group in (
         ("with memory", "tab:blue", [run for run in runs if run.with_memory]),
         ("without memory", "tab:orange", [run for run in runs if not run.with_memory]),
     ):
         judged = [run for run in group if run.success is not None]
+        if len(judged) < len(group):
+            unjudged.append(f"{len(group) - len(judged)} {label}")
         wins = itertools.accumulate(float(bool(run.success)) for run in judged)
         rates = [won / count for count, won in enumerate(wins, start=1)]
         success.plot(
@@ -331,17 +349,29 @@ def write_plot(runs: Sequence[Run], path: Path, ontology: str | None) -> None:
         )
         times, spent = [run.started_at for run in group], [run.tokens for run in group]
         means = [total / count for count, total in enumerate(itertools.accumulate(spent), start=1)]
-        tokens.scatter(times, spent, color=color, s=12, alpha=0.5)
+        tokens.scatter(times, spent, color=color, s=12, alpha=0.5, label=f"{label} (each run)")
         tokens.plot(times, means, color=color, label=f"{label} (mean so far)")
+    success.set_title(
+        "Judged runs only; not judged, so not shown: " + ", ".join(unjudged)
+        if unjudged
+        else "Every run was judged",
+        fontsize="small",
+        loc="left",
+    )
     success.set_ylabel("success rate (cumulative)")
     success.set_ylim(-0.05, 1.05)
-    success.legend(loc="lower right")
     tokens.set_ylabel("tokens per run")
-    tokens.legend(loc="lower right")
     tokens.set_xlabel("run start (UTC)")
+    for axes in (success, tokens):
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     figure.suptitle(f"Memory metrics: {ontology or 'all ontologies'} ({len(runs)} runs)")
+    return figure
+
+
+def write_plot(runs: Sequence[Run], path: Path, ontology: str | None) -> None:
+    """Write :func:`build_plot` as a PNG to ``path``, whose directory must exist."""
+    check_plot_path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, format="png", dpi=100)
+        build_plot(runs, ontology).savefig(path, format="png", dpi=100)
     except OSError as exc:
         raise ReportError(f"cannot write the plot to {path}: {exc}") from None

@@ -73,7 +73,8 @@ class RetrievalRow:
 
 @dataclasses.dataclass(frozen=True)
 class RunRow:
-    """One finished run. ``success`` is the judge's verdict (None: not judged or unusable)."""
+    """One finished run. ``success`` is the eval's grade when the run was graded (``rlm eval``),
+    else the judge's verdict (None: not judged or unusable)."""
 
     run_id: str
     started_at: str

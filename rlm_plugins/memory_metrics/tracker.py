@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from rlm_core.events import (
+    Grade,
     Iteration,
     Judgment,
     LLMCall,
@@ -94,6 +95,12 @@ class MemoryMetricsTracker:
         self._seen(run).verdict = verdict
 
     @hookimpl
+    def graded(self, run: RunInfo, grade: Grade) -> None:
+        """An eval's grade: the run's success, with memory on or off, so the report can
+        compare the two (the judge only sees runs with memory)."""
+        self._seen(run).grade = grade
+
+    @hookimpl
     def memory_extracted(self, run: RunInfo, extraction: MemoryExtraction) -> None:
         self._seen(run).extraction = extraction
 
@@ -158,8 +165,13 @@ def _row(
             )
             for hit in hits
         ),
-        success=None if verdict is None else verdict.success,
-        confidence=None if verdict is None else verdict.confidence,
+        # An eval's grade checks the answer against the task: it wins over the judge's opinion.
+        success=seen.grade.success
+        if seen.grade is not None
+        else (None if verdict is None else verdict.success),
+        confidence=1.0
+        if seen.grade is not None
+        else (None if verdict is None else verdict.confidence),
         converged=result.converged,
         iterations=result.iterations,
         llm_calls=result.llm_calls,

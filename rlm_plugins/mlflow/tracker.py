@@ -24,7 +24,10 @@ from typing import Any
 from rlm_core._redact import Redactor
 from rlm_core.delivery import BackgroundDelivery
 from rlm_core.events import (
+    EvalInfo,
+    EvalSummary,
     Event,
+    Grade,
     Iteration,
     Judgment,
     LLMCall,
@@ -39,6 +42,7 @@ from rlm_core.events import (
 from rlm_core.hookspecs import CommandAdder, RunLocation, hookimpl
 from rlm_core.logs import get_logger
 from rlm_core.runlog import MetricsPoint, run_log_text
+from rlm_plugins.mlflow.evals import EvalRuns
 from rlm_plugins.mlflow.location import (
     DEFAULT_EXPERIMENT,
     DEFAULT_TRACKING_URI,
@@ -66,9 +70,11 @@ __all__ = ["MlflowTracker"]
 
 # Checked, not imported: a missing mlflow makes the plugin unavailable, with the install hint.
 if importlib.util.find_spec("mlflow") is None:
+    from rlm_core.install_hints import install_hint as _install_hint
+
     raise ImportError(
-        "the mlflow tracker needs the mlflow package: in the rlm-core checkout, "
-        "pip install -e '.[mlflow]'",
+        "the mlflow tracker needs the mlflow package; install it with: "
+        + _install_hint(extra="mlflow"),
         name="mlflow",
     )
 
@@ -169,6 +175,11 @@ class MlflowTracker:
             linger=1.0,
             on_drop=self._dropped,
         )
+        self._evals = EvalRuns(
+            self.tracking_uri,
+            experiment,
+            artifact_location or artifact_location_for(self.tracking_uri),
+        )
         self._traces = (
             DspyTraces(self.tracking_uri, self._writer, self.flush_timeout) if log_traces else None
         )
@@ -207,7 +218,8 @@ class MlflowTracker:
 
     @hookimpl
     def setup(self, run: RunInfo, setup: Setup) -> None:
-        self._state(run).events.append(setup)  # for the run log it uploads
+        """Kept for the run log this tracker uploads (event for event what the run emitted)."""
+        self._state(run).events.append(setup)
 
     @hookimpl
     def memory_retrieved(self, run: RunInfo, retrieval: MemoryRetrieval) -> None:
@@ -266,6 +278,26 @@ class MlflowTracker:
             points.append(("judge.confidence", verdict.confidence, at, 0))
         outcome = {True: "success", False: "failure", None: "unknown"}[verdict.success]
         self._submit(Values(run.run_id, tuple(points), (("rlm.judgment", outcome),)))
+
+    @hookimpl
+    def graded(self, run: RunInfo, grade: Grade) -> None:
+        self._state(run).events.append(grade)
+        at = millis(grade.timestamp)
+        points: list[MetricPoint] = [
+            ("eval.success", float(grade.success), at, 0),
+            ("eval.score", grade.score, at, 0),
+        ]
+        tags = (("rlm.eval_grade", "success" if grade.success else "failure"),)
+        self._submit(Values(run.run_id, tuple(points), tags))
+
+    @hookimpl
+    def eval_start(self, evaluation: EvalInfo) -> None:
+        """Open the eval's parent run now, so every run of the eval nests under it."""
+        self._evals.start(evaluation)
+
+    @hookimpl
+    def eval_end(self, evaluation: EvalInfo, summary: EvalSummary) -> None:
+        self._evals.end(evaluation, summary)
 
     @hookimpl
     def memory_extracted(self, run: RunInfo, extraction: MemoryExtraction) -> None:

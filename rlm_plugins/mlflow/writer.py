@@ -20,7 +20,7 @@ from rlm_core import __version__
 from rlm_core._redact import Redactor
 from rlm_core.events import RunInfo
 from rlm_core.logs import get_logger
-from rlm_plugins.mlflow import traces
+from rlm_plugins.mlflow import evals, traces
 from rlm_plugins.mlflow.location import check_reachable, is_server
 from rlm_plugins.mlflow.records import (
     Artifact,
@@ -242,6 +242,11 @@ class MlflowWriter:
         tags.update(
             {RUN_ID_TAG: run.run_id, "rlm.ontology": run.ontology.name, "rlm.model": run.model}
         )
+        eval_id = run.tags.get("eval.id")
+        if eval_id and not run.parent_run_id:
+            parent_id = evals.parent_run_id(client, experiment_id, eval_id)
+            if parent_id is not None:
+                tags["mlflow.parentRunId"] = parent_id
         if run.parent_run_id:
             tags["rlm.parent_run_id"] = run.parent_run_id
             parent = self.mlflow_ids.get(run.parent_run_id)

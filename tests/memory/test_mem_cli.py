@@ -51,7 +51,7 @@ def pack(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "argv", [("stats",), ("search", "agents"), ("export", "out.jsonl")], ids=lambda a: a[0]
+    "argv", [("stats",), ("search", "agents"), ("export", "-o", "out.jsonl")], ids=lambda a: a[0]
 )
 def test_a_missing_database_is_a_clear_error(tmp_path: Path, argv: tuple[str, ...]) -> None:
     with pytest.raises(MemoryStoreError, match=r"no memory database at rlm-memory\.db") as caught:
@@ -147,15 +147,27 @@ def test_export_to_a_file_and_to_stdout(
 ) -> None:
     rlm_memory("import", str(pack))
     capsys.readouterr()
-    assert rlm_memory("export", "all.jsonl") == 0
-    assert "Exported 3 memories to all.jsonl." in capsys.readouterr().out
+    assert rlm_memory("export", "-o", "all.jsonl") == 0
+    assert capsys.readouterr().out == f"Exported 3 memories to {tmp_path / 'all.jsonl'}.\n"
     assert len((tmp_path / "all.jsonl").read_text().splitlines()) == 4
-    assert rlm_memory("export", "-", "--ontology", "prov") == 0
-    captured = capsys.readouterr()
-    header, item = (json.loads(line) for line in captured.out.splitlines())
-    assert header["ontology"] == "prov"
-    assert item["scope"] == "prov"
-    assert "Exported 1 memories to standard output." in captured.err
+    for stdout in (["--output", "-"], []):  # '-' is standard output, and the default
+        assert rlm_memory("export", *stdout, "--ontology", "prov") == 0
+        captured = capsys.readouterr()
+        header, item = (json.loads(line) for line in captured.out.splitlines())
+        assert header["ontology"] == "prov"
+        assert item["scope"] == "prov"
+        assert captured.err == "Exported 1 memories to standard output.\n"
+
+
+def test_export_into_a_missing_directory_is_refused_before_anything_is_written(
+    pack: Path, tmp_path: Path
+) -> None:
+    rlm_memory("import", str(pack))
+    with pytest.raises(
+        RLMError, match=r"^--output out/all.jsonl: the directory out does not exist$"
+    ):
+        rlm_memory("export", "-o", "out/all.jsonl")
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_database_comes_from_db_then_config_then_default(tmp_path: Path) -> None:

@@ -75,6 +75,7 @@ def test_the_plugin_is_on_by_default_and_takes_its_config_section(tmp_path: Path
         "iteration",
         "llm_call",
         "judgment",
+        "graded",
         "memory_extracted",
         "run_metrics",
         "run_end",

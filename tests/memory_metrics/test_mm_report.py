@@ -19,6 +19,8 @@ from rlm_core.cli import main
 from rlm_core.config import MemorySettings, Settings
 from rlm_core.memory import memory_id
 from rlm_plugins.memory_metrics import MemoryMetricsTracker
+from rlm_plugins.memory_metrics.report import build_plot, read_runs
+from tests.helpers.paths import REPO
 from tests.memory_metrics.helpers import (
     EQUIPMENT,
     EQUIPMENT_QUESTION,
@@ -242,10 +244,11 @@ def test_the_plot_is_a_png_written_by_matplotlib(
     state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("matplotlib", reason="the plot needs the plot extra (matplotlib)")
-    path = tmp_path / "plots" / "memory.png"
+    path = tmp_path / "memory.png"
     code, out, _ = report(capsys, "--state", str(state), "--plot", str(path))
     assert code == 0
     assert out.startswith("Memory metrics: 50 runs")
+    assert out.endswith(f"\nPlot written to {path.resolve()}\n")
     data = path.read_bytes()
     assert len(data) > 20_000  # two panels of 50 runs, not an empty canvas
     chunks = png_chunks(data)
@@ -264,7 +267,7 @@ def test_without_matplotlib_the_plot_is_a_clear_error(
     path = tmp_path / "memory.png"
     code, out, err = report(capsys, "--state", str(state), "--plot", str(path))
     assert code == 2
-    assert "pip install 'rlm-core[plot]'" in err
+    assert err.strip().endswith("pip install -e '" + str(REPO) + "[plot]'")
     assert out == ""
     assert not path.exists()
 
@@ -287,3 +290,77 @@ def test_the_state_file_comes_from_the_plugin_config(
     code, out, _ = report(capsys, "--format", "json")
     assert code == 0
     assert json.loads(out)["runs"] == 50
+
+
+def test_a_plot_into_a_missing_directory_is_refused_before_anything_is_printed(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "plots" / "memory.png"
+    code, out, err = report(capsys, "--state", str(state), "--plot", str(path))
+    assert code == 2
+    assert out == ""
+    assert err.strip().splitlines() == [
+        f"rlm: error: --plot {path}: the directory {path.parent} does not exist"
+    ]
+    assert not path.parent.exists()
+
+
+def test_with_json_the_plot_location_goes_to_stderr_and_stdout_stays_json(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib", reason="the plot needs the plot extra (matplotlib)")
+    path = tmp_path / "memory.png"
+    code, out, err = report(capsys, "--state", str(state), "--format", "json", "--plot", str(path))
+    assert code == 0
+    assert json.loads(out)["runs"] == 50
+    assert err == f"Plot written to {path.resolve()}\n"
+    assert path.stat().st_size > 0
+
+
+def test_the_legends_sit_beside_the_panels_and_unjudged_runs_are_counted(state: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the plot needs the plot extra (matplotlib)")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    runs = read_runs(state, None)
+    with_memory = sum(1 for run in runs if run.success is None and run.with_memory)
+    without = sum(1 for run in runs if run.success is None and not run.with_memory)
+    assert without >= 10, "the coffee-off group runs without memory, so nobody judges it"
+    figure = build_plot(runs, None)
+    FigureCanvasAgg(figure).draw()
+    success, tokens = figure.axes
+    counts = [f"{with_memory} with memory"] if with_memory else []
+    counts.append(f"{without} without memory")
+    assert success.get_title(loc="left") == (
+        "Judged runs only; not judged, so not shown: " + ", ".join(counts)
+    )
+    assert build_plot([run for run in runs if run.success is not None], None).axes[0].get_title(
+        loc="left"
+    ) == ("Every run was judged")
+    renderer = figure.canvas.get_renderer()
+    for axes in (success, tokens):
+        legend = axes.get_legend().get_window_extent(renderer)
+        assert not legend.overlaps(axes.get_window_extent(renderer)), "a legend over the points"
+    labels = [text.get_text() for text in tokens.get_legend().get_texts()]
+    assert "without memory (each run)" in labels
+
+
+def test_output_writes_the_report_to_a_file_and_says_where(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "report.json"
+    code, out, err = report(capsys, "--state", str(state), "--format", "json", "-o", str(path))
+    assert code == 0
+    assert json.loads(path.read_text(encoding="utf-8"))["runs"] == 50
+    assert (out, err) == (f"Report written to {path.resolve()}\n", "")  # stdout is free
+    code, out, _ = report(capsys, "--state", str(state), "--output", "-", "--format", "json")
+    assert code == 0
+    assert json.loads(out)["runs"] == 50
+
+
+def test_output_into_a_missing_directory_is_refused_before_anything_is_printed(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "nope" / "report.md"
+    code, out, err = report(capsys, "--state", str(state), "-o", str(path))
+    assert (code, out) == (2, "")
+    assert err == f"rlm: error: --output {path}: the directory {path.parent} does not exist\n"
