@@ -56,7 +56,7 @@ def test_out_of_range_lines_are_rejected_one_by_one_and_the_rest_is_stored(
     assert "'created_at' must lie between 2000-01-01 and now" in rejected[1]
     assert "Traceback" not in captured.err
 
-    assert main(["memory", "export", "-"]) == 0
+    assert main(["memory", "export", "-o", "-"]) == 0
     exported = [json.loads(line) for line in capsys.readouterr().out.splitlines()[1:]]
     titles = {item["title"] for item in exported}
     assert titles == {"Count classes", "Walk subclasses", "Find labels"}
