@@ -5,7 +5,7 @@ The CLI turns each into a one-line message and exit code 2; nothing here is a bu
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "PluginSelectionError", "RLMError"]
+__all__ = ["ConfigError", "PluginNotConfiguredError", "PluginSelectionError", "RLMError"]
 
 
 class RLMError(Exception):
@@ -18,3 +18,9 @@ class ConfigError(RLMError):
 
 class PluginSelectionError(ConfigError):
     """The tracker selection names a plugin that is not installed or cannot be used."""
+
+
+class PluginNotConfiguredError(RLMError):
+    """Raised by a plugin's constructor when it has nothing to do until configured (a tracker
+    without an endpoint): the plugin is then *disabled* with this message as the reason, not
+    unavailable, and asking for it by name is a usage error."""

@@ -26,7 +26,7 @@ from rlm_core import hookspecs
 from rlm_core._fault_isolation import HookRelay, PluginHealth, guard, trace_log
 from rlm_core._thread_dispatch import DISPATCH_MODES, ThreadedDispatch
 from rlm_core.config import Selection, Settings
-from rlm_core.errors import PluginSelectionError
+from rlm_core.errors import PluginNotConfiguredError, PluginSelectionError
 
 __all__ = [
     "DISPATCH_KEY",
@@ -392,6 +392,13 @@ def _construct_and_register(
         else:
             plugin = loaded
         manager.register(plugin, candidate.name, dispatch=dispatch)
+    except PluginNotConfiguredError as exc:
+        if candidate.explicit:
+            raise PluginSelectionError(
+                f"tracker {candidate.name!r} was asked for but is not configured: {exc}"
+            ) from None
+        candidate.state = "disabled"
+        candidate.reason = f"not configured: {exc}"
     except Exception as exc:
         candidate.state = "unavailable"
         candidate.reason = f"failed to start: {type(exc).__name__}: {exc}"
