@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from rlm_core import RunResult, Settings, run
 from rlm_core.config import MemorySettings
-from rlm_core.events import Event, RunInfo
+from rlm_core.events import Event, Iteration, LLMCall, RunInfo, ToolCall
 from rlm_core.events import RunResult as Result
 from rlm_core.testing import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION, capture_events
 from rlm_plugins.otel import OtelTracker
@@ -83,3 +83,21 @@ def exported_view(spans: Sequence[ReadableSpan]) -> dict[str, tuple[str | None, 
 
 def by_name(spans: Sequence[ReadableSpan], name: str) -> list[ReadableSpan]:
     return [span for span in spans if span.name == name]
+
+
+def expected_name(event: Event) -> str:
+    """The span name docs/trackers/otel.md gives each payload."""
+    if isinstance(event, RunInfo):
+        return "invoke_agent rlm"
+    if isinstance(event, LLMCall):
+        return f"chat {event.model}"
+    if isinstance(event, ToolCall):
+        return f"execute_tool {event.name}"
+    if isinstance(event, Iteration):
+        return f"iteration {event.index}"
+    return {
+        "setup": "setup",
+        "memory_retrieved": "retrieve_memory",
+        "judgment": "judgment",
+        "memory_extracted": "extract_memory",
+    }[event.kind]
