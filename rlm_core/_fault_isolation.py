@@ -88,31 +88,34 @@ def guard(
     *,
     strict: bool,
     trace: bool,
-) -> Callable[..., None]:
+) -> Callable[..., object]:
     """Wrap one hook implementation so that its exceptions stay its own.
 
     The wrapper keeps the implementation's signature (pluggy reads the argument names through
     ``__wrapped__``, and passes arguments that have defaults by keyword) and its hookimpl options
-    (copied with ``__dict__``).
+    (copied with ``__dict__``). It returns what the implementation returns (hooks whose
+    answers are collected), or None when the implementation raised or its plugin is blocked.
     """
 
     if trace:
 
         @functools.wraps(function)
-        def traced(*args: Any, **kwargs: Any) -> None:
+        def traced(*args: Any, **kwargs: Any) -> object:
             if health.blocked_reason is not None:
-                return
+                return None
             started = time.perf_counter()
             outcome = "ok"
             try:
-                function(*args, **kwargs)
+                answer = function(*args, **kwargs)
             except Exception as exc:
                 outcome = f"raised {type(exc).__name__}"
                 if strict:
                     raise
                 health.record_failure(hook, exc)
+                return None
             else:
                 health.consecutive_failures = 0
+                return answer
             finally:
                 elapsed = (time.perf_counter() - started) * 1e6
                 trace_log.info("%s.%s %.1f us %s", health.name, hook, elapsed, outcome)
@@ -120,18 +123,19 @@ def guard(
         return traced
 
     @functools.wraps(function)
-    def guarded(*args: Any, **kwargs: Any) -> None:
+    def guarded(*args: Any, **kwargs: Any) -> object:
         if health.blocked_reason is not None:
-            return
+            return None
         try:
-            function(*args, **kwargs)
+            answer = function(*args, **kwargs)
         except Exception as exc:
             if strict:
                 raise
             health.record_failure(hook, exc)
-        else:
-            if health.consecutive_failures:
-                health.consecutive_failures = 0
+            return None
+        if health.consecutive_failures:
+            health.consecutive_failures = 0
+        return answer
 
     return guarded
 

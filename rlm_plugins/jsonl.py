@@ -42,7 +42,7 @@ from rlm_core.events import (
     ToolCall,
     utc_now,
 )
-from rlm_core.hookspecs import hookimpl
+from rlm_core.hookspecs import RunLocation, hookimpl
 
 __all__ = ["DEFAULT_PATH", "FSYNC_POLICIES", "REDACTED", "JsonlTracker"]
 
@@ -95,13 +95,20 @@ class JsonlTracker:
         weakref.finalize(self, _release_runs, self._runs)
 
     def destination(self, run: RunInfo) -> Path:
-        """The file this run's events go to (``rlm replay`` refuses to append a log to itself)."""
+        """The file this run's events go to, from the path template."""
         return self._template.resolve(run)
 
-    def output_location(self, run_id: str) -> str | None:
-        """Where the run with this id was logged by this tracker (``rlm run`` prints it)."""
-        path = self._locations.get(run_id)
-        return None if path is None else str(path)
+    @hookimpl
+    def run_location(self, run: RunInfo) -> RunLocation | None:
+        """The run's log: where it was written, or for a run not seen yet (``rlm replay`` asks
+        before replaying), where it would be; None when the template cannot place it."""
+        path = self._locations.get(run.run_id)
+        if path is None:
+            try:
+                path = self.destination(run)
+            except ValueError:
+                return None  # run_start will say why, if the run ever reaches this tracker
+        return RunLocation(str(path), run_log=path)
 
     @hookimpl
     def run_start(self, run: RunInfo) -> None:

@@ -90,7 +90,7 @@ try:
 except SystemExit:
     pass
 heavy = sorted(
-    name for name in ("dspy", "mlflow", "litellm", "opentelemetry") if name in sys.modules
+    name for name in ("dspy", "mlflow", "litellm", "opentelemetry.sdk") if name in sys.modules
 )
 print("HEAVY=" + ",".join(heavy))
 """

@@ -15,6 +15,7 @@ from typing import Any
 from rlm_core.commands.options import EXIT_OK, EXIT_RUN_FAILED
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.errors import RLMError
+from rlm_core.hookspecs import RunLocation
 from rlm_core.plugins import PluginManager, get_plugin_manager
 from rlm_core.runlog import RunLog, iter_hook_calls, logged_run_ids, read_log
 
@@ -26,7 +27,7 @@ class ReplayRefused(RLMError):
 def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "replay",
-        help="re-emit JSONL run logs through trackers (e.g. to backfill MLflow)",
+        help="re-emit JSONL run logs through trackers (e.g. to backfill a tracker)",
         description="Read run logs written by the jsonl tracker and emit their events, in "
         "order, through the trackers named with --to only. Bad lines are reported (file:line) "
         "and skipped. Exit code 0: everything replayed; 1: some lines or tracker calls failed; "
@@ -78,19 +79,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _refuse_duplicates(manager: PluginManager, logs: list[RunLog]) -> None:
-    """Refuse when a file-writing tracker (one with ``destination(run)``, i.e. jsonl) would append
-    a run to a file that already holds it, such as the very log being replayed."""
-    for name, plugin in manager.list_name_plugin():
-        destination = getattr(plugin, "destination", None)
-        if not callable(destination):
-            continue
-        held: dict[Path, set[str]] = {}
-        for log in logs:
-            for run in log.runs.values():
-                try:
-                    target = Path(destination(run)).resolve()
-                except ValueError:
-                    continue  # the tracker cannot write this run at all; it will say so
+    """Refuse when a tracker that writes run logs (its ``run_location`` names a ``run_log``, as
+    jsonl's does) would append a run to a file that already holds it, such as the very log being
+    replayed."""
+    held: dict[Path, set[str]] = {}
+    for log in logs:
+        for run in log.runs.values():
+            for name, location in manager.collect("run_location", run=run):
+                if not isinstance(location, RunLocation) or location.run_log is None:
+                    continue
+                target = Path(location.run_log).resolve()
                 if target not in held:
                     held[target] = logged_run_ids(target) if target.is_file() else set()
                 if run.run_id in held[target]:

@@ -14,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 __all__ = [
+    "DEFAULT_EXPERIMENT",
+    "DEFAULT_TRACKING_URI",
     "artifact_location_for",
     "check_reachable",
     "is_server",
@@ -21,6 +23,9 @@ __all__ = [
     "resolve_tracking_uri",
     "sqlite_path",
 ]
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "rlm"
 
 _SQLITE = "sqlite:///"
 

@@ -40,8 +40,10 @@ from rlm_core.events import (
     ToolCall,
     utc_now,
 )
-from rlm_core.hookspecs import hookimpl
+from rlm_core.hookspecs import CommandAdder, RunLocation, hookimpl
 from rlm_plugins.mlflow.location import (
+    DEFAULT_EXPERIMENT,
+    DEFAULT_TRACKING_URI,
     artifact_location_for,
     is_server,
     resolve_artifact_location,
@@ -66,7 +68,8 @@ __all__ = ["MlflowTracker"]
 # Checked, not imported: a missing mlflow makes the plugin unavailable, with the install hint.
 if importlib.util.find_spec("mlflow") is None:
     raise ImportError(
-        "the mlflow tracker needs the mlflow package (pip install 'rlm-core[mlflow]')",
+        "the mlflow tracker needs the mlflow package: in the rlm-core checkout, "
+        "pip install -e '.[mlflow]'",
         name="mlflow",
     )
 
@@ -121,10 +124,18 @@ class MlflowTracker:
 
     name = "mlflow"
 
+    @staticmethod
+    @hookimpl
+    def register_commands(commands: CommandAdder) -> None:
+        """``rlm mlflow experiments|search|export``."""
+        from rlm_plugins.mlflow.cli import register
+
+        register(commands)
+
     def __init__(
         self,
-        tracking_uri: str = "sqlite:///mlflow.db",
-        experiment: str = "rlm",
+        tracking_uri: str = DEFAULT_TRACKING_URI,
+        experiment: str = DEFAULT_EXPERIMENT,
         artifact_location: str | None = None,
         run_name: str = "{ontology}-{run_id}",
         tags: Mapping[str, str] | None = None,
@@ -189,18 +200,23 @@ class MlflowTracker:
         left behind. Without it, the worker is flushed once at process exit."""
         return self._delivery.close(self.flush_timeout if timeout is None else timeout)
 
-    def output_location(self, run_id: str) -> str | None:
-        """Where the run went, for ``rlm run`` to print."""
-        spool = self._spooled.get(run_id)
+    @hookimpl
+    def run_location(self, run: RunInfo) -> RunLocation | None:
+        """The MLflow run (a UI link for a server), or the spool to replay when MLflow was
+        unreachable; None for a run this tracker has not delivered."""
+        spool = self._spooled.get(run.run_id)
         if spool is not None:
-            return f"{spool} (MLflow was unreachable; send it with: rlm replay {spool} --to mlflow)"
-        mlflow_id = self._writer.mlflow_ids.get(run_id)
+            return RunLocation(
+                f"{spool} (MLflow was unreachable; send it with: rlm replay {spool} --to mlflow)"
+            )
+        mlflow_id = self._writer.mlflow_ids.get(run.run_id)
         if mlflow_id is None:
             return None
         if is_server(self.tracking_uri):
             experiment_id = self._writer.experiment_id
-            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{mlflow_id}"
-        return f"{self.tracking_uri} (experiment {self.experiment!r}, run {mlflow_id})"
+            base = self.tracking_uri.rstrip("/")
+            return RunLocation(f"{base}/#/experiments/{experiment_id}/runs/{mlflow_id}")
+        return RunLocation(f"{self.tracking_uri} (experiment {self.experiment!r}, run {mlflow_id})")
 
     @hookimpl
     def run_start(self, run: RunInfo) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rlm_plugins.mlflow import MlflowTracker
+from tests.helpers.factories import run_info as make_run_info
 from tests.mlflow.helpers import (
     client,
     free_port,
@@ -63,7 +64,7 @@ def test_a_run_arrives_with_params_step_metrics_tags_and_artifacts(
     }
     evidence = Path(mlflow_client.download_artifacts(run_id, "evidence.json", str(tmp_path)))
     assert json.loads(evidence.read_text()) == result.evidence
-    assert tracker.output_location(result.run_id) == (
+    assert tracker.run_location(run=make_run_info(result.run_id)).where == (
         f"{server}/#/experiments/{experiment.experiment_id}/runs/{run_id}"
     )
 

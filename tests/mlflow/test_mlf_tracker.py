@@ -20,6 +20,7 @@ from rlm_core.config import MemorySettings
 from rlm_core.plugins import get_plugin_manager
 from rlm_plugins.jsonl import JsonlTracker
 from rlm_plugins.mlflow import MlflowTracker
+from tests.helpers.factories import run_info as make_run_info
 from tests.mlflow.helpers import (
     PROV,
     PROV_CASSETTE,
@@ -132,7 +133,7 @@ def test_a_run_is_one_mlflow_run_with_params_metrics_tags_and_artifacts(tmp_path
     assert (download / "answer.md").read_text() == result.answer
     assert (download / "query.sparql").read_text() == result.sparql
     assert json.loads((download / "evidence.json").read_text()) == result.evidence
-    assert tracker.output_location(result.run_id) == (
+    assert tracker.run_location(run=make_run_info(result.run_id)).where == (
         f"{uri} (experiment 'rlm', run {mlflow_run.info.run_id})"
     )
 
@@ -349,7 +350,7 @@ def test_a_server_that_never_answers_holds_the_run_no_longer_than_flush_timeout(
     assert elapsed < tracker.flush_timeout + 1.0
     spool = tmp_path / "mlflow-spool" / f"{result.run_id}.jsonl"
     assert spool.is_file()
-    assert tracker.output_location(result.run_id) == (
+    assert tracker.run_location(run=make_run_info(result.run_id)).where == (
         f"{spool} (MLflow was unreachable; send it with: rlm replay {spool} --to mlflow)"
     )
     replay_file(spool, MlflowTracker(tracking_uri=store))  # the spool is a replayable run log
@@ -370,7 +371,7 @@ def test_without_mlflow_the_plugin_is_unavailable_with_an_install_hint(
     assert status.state == "unavailable"
     assert status.reason is not None
     assert "the mlflow tracker needs the mlflow package" in status.reason
-    assert "pip install" in status.reason
+    assert "pip install -e '.[mlflow]'" in status.reason
 
 
 @pytest.mark.parametrize(
