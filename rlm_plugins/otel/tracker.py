@@ -33,7 +33,7 @@ from rlm_core.events import (
     ToolCall,
     utc_now,
 )
-from rlm_core.hookspecs import hookimpl
+from rlm_core.hookspecs import RunLocation, hookimpl
 from rlm_plugins.otel.attributes import SpanRecord, describe, describe_run
 from rlm_plugins.otel.config import ExportSettings, NotConfiguredError, resolve
 from rlm_plugins.otel.spool import MetricsCall, write_spool
@@ -147,7 +147,6 @@ class OtelTracker:
         self._runs: dict[str, _RunState] = {}
         self._inflight: dict[int, str] = {}
         self._spooled: dict[str, Path] = {}
-        self._trace_ids: dict[str, str] = {}
         self._ended: set[str] = set()
         self._counts = {"submitted": 0, "delivered": 0, "failed": 0, "dropped": 0}
         self._changed = threading.Condition()
@@ -160,17 +159,19 @@ class OtelTracker:
                 **self._counts, pending=len(self._inflight), spooled_runs=len(self._spooled)
             )
 
-    def output_location(self, run_id: str) -> str | None:
-        """The spool to replay when spans did not arrive, else the endpoint."""
-        spool = self._spooled.get(run_id)
+    @hookimpl
+    def run_location(self, run: RunInfo) -> RunLocation | None:
+        """The spool to replay when spans did not all arrive, else the endpoint and trace id;
+        None for a run this tracker has not ended."""
+        spool = self._spooled.get(run.run_id)
         if spool is not None:
-            return (
+            return RunLocation(
                 f"{spool} (spans did not all reach {self.endpoint or 'the exporter'}; "
                 f"send them with: rlm replay {spool} --to otel)"
             )
-        if self.endpoint is None:
+        if self.endpoint is None or run.run_id not in self._ended:
             return None
-        return f"{self.endpoint} (trace {self._trace_ids.get(run_id, '?')})"
+        return RunLocation(f"{self.endpoint} (trace {run.trace_id})")
 
     def flush(self, timeout: float) -> bool:
         """Export what is queued; True when every span was acknowledged within ``timeout``."""
@@ -236,7 +237,6 @@ class OtelTracker:
         }
         record = describe_run(run, result, run_level, capture_content=self.capture_content)
         self._submit(state, result, record)
-        self._trace_ids[run.run_id] = run.trace_id
         self._pipeline.export_now()
         deadline = time.monotonic() + self.flush_timeout
         with self._changed:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from rlm_core.cli import main
+from rlm_core.events import RunInfo
+from rlm_core.hookspecs import RunLocation
 from rlm_core.runlog import read_log
 from rlm_core.testing import check_plugin, check_trace
 from rlm_plugins.otel import OtelTracker
@@ -39,8 +41,10 @@ def test_the_demo_reaches_a_real_receiver_with_the_hooks_ids_and_times() -> None
     assert view == hook_view(events)
     assert {span.resource["service.name"] for span in received.values()} == {"rlm-tests"}
     assert {span.headers["x-team"] for span in received.values()} == {"kg"}
-    assert tracker.output_location(result.run_id) == (
-        f"{receiver.url}/v1/traces (trace {events[0].trace_id})"  # type: ignore[attr-defined]
+    info = events[0]
+    assert isinstance(info, RunInfo)
+    assert tracker.run_location(info) == RunLocation(
+        f"{receiver.url}/v1/traces (trace {info.trace_id})"
     )
 
 
@@ -66,7 +70,9 @@ def test_an_unreachable_endpoint_spools_the_spans_and_replay_sends_them_once(
     spool = in_tmp / "otel-spool" / f"{result.run_id}.jsonl"
     assert spool.is_file()
     assert tracker.counts.failed == len(span_spans(events))
-    assert tracker.output_location(result.run_id) == (
+    info = events[0]
+    assert isinstance(info, RunInfo)
+    assert tracker.run_location(info) == RunLocation(
         f"{spool} (spans did not all reach http://127.0.0.1:{port}/v1/traces; "
         f"send them with: rlm replay {spool} --to otel)"
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rlm_core.events import LLMCall, RunInfo
+from rlm_core.hookspecs import RunLocation
 from rlm_core.testing import check_trace
 from rlm_plugins.otel import OtelTracker
 from tests.mlflow.helpers import client, free_port, mlflow_server
@@ -38,9 +39,9 @@ def test_the_demo_run_lands_in_an_mlflow_server_as_the_same_trace(in_tmp: Path) 
         check_trace(events)
         assert tracker.close()
         assert tracker.counts.delivered == len(span_spans(events))
-        assert tracker.output_location(result.run_id) is not None
         info = events[0]
         assert isinstance(info, RunInfo)
+        assert tracker.run_location(info) == RunLocation(f"{uri}/v1/traces (trace {info.trace_id})")
         deadline = time.monotonic() + _SEARCH_TIMEOUT
         traces = []
         while time.monotonic() < deadline:
