@@ -26,14 +26,23 @@ HERE = Path(__file__).resolve().parent
 # (script, extra arguments): each writes {"rows": [...], "targets": [...]} with --json.
 BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dispatch.py", ()),
-    ("engine.py", ("--builtin",)),
+    ("engine.py", ("--builtin", "--otel")),
     ("jsonl.py", ()),
     ("spans.py", ()),
     ("mlflow_logging.py", ()),
     ("memory.py", ()),
     ("startup.py", ()),
 )
-VERSIONED = ("rlm-core", "pluggy", "dspy", "rdflib", "structlog", "orjson", "mlflow")
+VERSIONED = (
+    "rlm-core",
+    "pluggy",
+    "dspy",
+    "rdflib",
+    "structlog",
+    "orjson",
+    "mlflow",
+    "opentelemetry-sdk",
+)
 
 
 def run_benchmark(script: str, extra: tuple[str, ...], out: Path) -> dict[str, Any]:
