@@ -80,7 +80,10 @@ class PluginAttributes(Protocol):
     must do no I/O in its constructor (``rlm plugins`` constructs every plugin). A plugin whose
     backend is missing raises :class:`ImportError` when imported, with a message that says how to
     install it from a path (never ``pip install NAME`` from the index); rlm-core shows that message
-    as the reason the plugin is unavailable.
+    as the reason the plugin is unavailable. A plugin with nothing to do until it is configured (a
+    tracker without an endpoint) raises :class:`rlm_core.errors.PluginNotConfiguredError` from its
+    constructor: it is then disabled with that message as the reason, and asking for it by name is
+    a usage error.
     """
 
     name: str
