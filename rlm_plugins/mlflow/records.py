@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from pathlib import Path
 from typing import TypeAlias
 
 from rlm_core.events import RunInfo
@@ -17,9 +16,9 @@ __all__ = [
     "Artifact",
     "End",
     "LinkTraces",
-    "LogFile",
     "MetricPoint",
     "Record",
+    "RunLogText",
     "Start",
     "Values",
     "millis",
@@ -64,11 +63,12 @@ class Artifact:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class LogFile:
-    """The run's JSONL log, uploaded once the jsonl tracker has written its ``run_end`` line."""
+class RunLogText:
+    """The run's log (:mod:`rlm_core.runlog` format, already redacted), uploaded as ``name``."""
 
     run_id: str
-    path: Path
+    name: str
+    text: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -87,4 +87,4 @@ class LinkTraces:
     run_id: str
 
 
-Record: TypeAlias = Start | Values | Artifact | LogFile | End | LinkTraces
+Record: TypeAlias = Start | Values | Artifact | RunLogText | End | LinkTraces

@@ -14,23 +14,19 @@ import dataclasses
 import importlib.util
 import json
 import logging
-import math
 import re
 import string
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from rlm_core import __version__
 from rlm_core._redact import Redactor
 from rlm_core.delivery import BackgroundDelivery
 from rlm_core.events import (
-    SCHEMA_VERSION,
     Event,
     Iteration,
-    JSONValue,
     Judgment,
     LLMCall,
     MemoryExtraction,
@@ -41,6 +37,7 @@ from rlm_core.events import (
     utc_now,
 )
 from rlm_core.hookspecs import CommandAdder, RunLocation, hookimpl
+from rlm_core.runlog import MetricsPoint, run_log_text
 from rlm_plugins.mlflow.location import (
     DEFAULT_EXPERIMENT,
     DEFAULT_TRACKING_URI,
@@ -53,9 +50,9 @@ from rlm_plugins.mlflow.records import (
     Artifact,
     End,
     LinkTraces,
-    LogFile,
     MetricPoint,
     Record,
+    RunLogText,
     Start,
     Values,
     millis,
@@ -78,17 +75,6 @@ log = logging.getLogger("rlm.mlflow")
 
 _PLACEHOLDERS = ("run_id", "date", "ontology")
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-# How long the worker waits for the jsonl tracker to finish a log before uploading it.
-JSONL_WAIT = 2.0
-
-
-@dataclasses.dataclass(frozen=True)
-class _MetricsCall:
-    """A ``metrics`` hook call, kept for the spool file (it has no event class)."""
-
-    values: dict[str, float]
-    step: int | None
-    timestamp: datetime
 
 
 @dataclasses.dataclass
@@ -96,7 +82,7 @@ class _RunState:
     """What the engine thread keeps per run: its events (for the spool) and step counters."""
 
     run: RunInfo
-    events: list[Event | _MetricsCall]
+    events: list[Event | MetricsPoint]
     step_llm_calls: int = 0
     step_prompt_tokens: int = 0
     step_completion_tokens: int = 0
@@ -117,8 +103,6 @@ class MlflowTracker:
     :param tags: extra tags on every run.
     :param flush_timeout: seconds ``run_end`` waits for the data to reach MLflow.
     :param log_traces: turn on MLflow's DSPy autologging during runs (off by default).
-    :param jsonl_path: where the jsonl tracker writes the run's log (same placeholders); it is
-        uploaded as an artifact when it exists.
     :param spool_dir: where the events of runs that did not reach MLflow are kept.
     """
 
@@ -141,14 +125,12 @@ class MlflowTracker:
         tags: Mapping[str, str] | None = None,
         flush_timeout: float = 10.0,
         log_traces: bool = False,
-        jsonl_path: str = "runs/{run_id}.jsonl",
         spool_dir: str = "mlflow-spool",
     ) -> None:
         cwd = Path.cwd()
         self.tracking_uri = resolve_tracking_uri(tracking_uri, cwd)
         _check_str("experiment", experiment)
         _check_template("run_name", run_name)
-        _check_template("jsonl_path", jsonl_path)
         _check_str("spool_dir", spool_dir)
         extra_tags = _check_tags(tags or {})
         if isinstance(flush_timeout, bool) or not isinstance(flush_timeout, int | float):
@@ -164,7 +146,6 @@ class MlflowTracker:
         self.flush_timeout = float(flush_timeout)
         self._run_name = run_name
         self._cwd = cwd
-        self._jsonl_path = jsonl_path
         self._spool_dir = cwd / Path(spool_dir).expanduser()
         self._redactor = Redactor.from_environment()
         self._writer = MlflowWriter(
@@ -174,7 +155,6 @@ class MlflowTracker:
             run_name=lambda run: _fill(self._run_name, run, safe=False),
             tags=extra_tags,
             redactor=self._redactor,
-            jsonl_wait=JSONL_WAIT,
         )
         self._delivery: BackgroundDelivery[Record] = BackgroundDelivery(
             self._writer.deliver,
@@ -296,7 +276,7 @@ class MlflowTracker:
         """Published numbers, names as given. The hook carries no timestamp, so the points get
         the run's start time: a replay then reproduces them exactly."""
         state = self._state(run)
-        state.events.append(_MetricsCall(dict(values), step, utc_now()))
+        state.events.append(MetricsPoint(run.run_id, dict(values), step, utc_now()))
         at, index = millis(run.timestamp), step or 0
         self._values(run, *((name, value, at, index) for name, value in values.items()))
 
@@ -339,11 +319,15 @@ class MlflowTracker:
             reason = self._writer.failures.get(run.run_id)
             if reason is None and not delivered:
                 reason = f"not delivered within flush_timeout ({self.flush_timeout:g} s)"
+            log_text = run_log_text(run, state.events, self._redactor.json)
             if reason is not None:
-                self._spool(state, reason)
-            # Not waited for: the jsonl tracker may write its run_end line after this returns,
-            # and MLflow exports traces in the background (seconds, for a long trace).
-            self._submit(LogFile(run.run_id, self._jsonl_file(run)))
+                self._spool(run, log_text, reason)
+            else:
+                # The run's log, written from the events this tracker holds; not waited for.
+                self._submit(
+                    RunLogText(run.run_id, f"logs/{_file_name_safe(run.run_id)}.jsonl", log_text)
+                )
+            # Not waited for: MLflow exports traces in the background (seconds, for a long trace).
             if traced:
                 self._submit(LinkTraces(run.run_id))
         finally:
@@ -373,9 +357,6 @@ class MlflowTracker:
             self._traces.start(run.run_id)
         return state
 
-    def _jsonl_file(self, run: RunInfo) -> Path:
-        return self._cwd / Path(_fill(self._jsonl_path, run, safe=True)).expanduser()
-
     def _values(self, run: RunInfo, *points: tuple[str, float | int | bool, int, int]) -> None:
         self._submit(Values(run.run_id, _points(points)))
 
@@ -386,33 +367,19 @@ class MlflowTracker:
         for record in records:
             self._writer.fail(record.run_id, "the delivery queue was full or closed")
 
-    def _spool(self, state: _RunState, reason: str) -> None:
-        """Write the run's events as a JSONL run log that ``rlm replay`` reads, and say so."""
-        run = state.run
+    def _spool(self, run: RunInfo, log_text: str, reason: str) -> None:
+        """Keep the run's events as a run log that ``rlm replay`` reads, and say so."""
         path = self._spool_dir / f"{_file_name_safe(run.run_id)}.jsonl"
-        header: dict[str, JSONValue] = {
-            "record": "header",
-            "schema_version": SCHEMA_VERSION,
-            "rlm_core_version": __version__,
-            "run": run.to_dict(),
-        }
-        lines = [header, *(_serialize(event, run.run_id) for event in state.events)]
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as handle:
-            for line in lines:
-                redacted = self._redactor.json(line)
-                handle.write(json.dumps(redacted, ensure_ascii=False, allow_nan=False) + "\n")
+        path.write_text(log_text, encoding="utf-8")
         self._spooled[run.run_id] = path
-        jsonl = self._jsonl_file(run)
-        also = f" (the jsonl log {jsonl} has them too)" if jsonl.is_file() else ""
         log.warning(
-            "mlflow: run %s did not fully reach %s (%s); its events are kept in %s%s. "
+            "mlflow: run %s did not fully reach %s (%s); its events are kept in %s. "
             "Send them later with: rlm replay %s --to mlflow",
             run.run_id,
             self.tracking_uri,
             reason,
             path,
-            also,
             path,
         )
 
@@ -428,21 +395,6 @@ def _status(result: RunResult) -> str:
     if result.error and result.error.startswith("KeyboardInterrupt"):
         return "KILLED"
     return "FAILED"
-
-
-def _serialize(event: Event | _MetricsCall, run_id: str) -> dict[str, JSONValue]:
-    if isinstance(event, Event):
-        return event.to_dict()
-    return {
-        "event": "metrics",
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "values": {
-            name: value if math.isfinite(value) else None for name, value in event.values.items()
-        },
-        "step": event.step,
-        "timestamp": event.timestamp.isoformat(),
-    }
 
 
 def _fill(template: str, run: RunInfo, *, safe: bool) -> str:

@@ -14,9 +14,7 @@ import logging
 import posixpath
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from rlm_core import __version__
@@ -28,9 +26,9 @@ from rlm_plugins.mlflow.records import (
     Artifact,
     End,
     LinkTraces,
-    LogFile,
     MetricPoint,
     Record,
+    RunLogText,
     Start,
     Values,
     millis,
@@ -50,7 +48,6 @@ MAX_PARAM_CHARS = 6000
 MAX_TAG_CHARS = 8000
 MAX_KEY_CHARS = 250
 HEALTH_TIMEOUT = 3.0
-JSONL_POLL = 0.05
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- :/]")
 
 
@@ -75,7 +72,6 @@ class MlflowWriter:
         run_name: Callable[[RunInfo], str],
         tags: Mapping[str, str],
         redactor: Redactor,
-        jsonl_wait: float,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
@@ -87,7 +83,6 @@ class MlflowWriter:
         self._run_name = run_name
         self._tags = dict(tags)
         self._redact = redactor
-        self._jsonl_wait = jsonl_wait
         self._skipped: set[str] = set()
         self._client: Any = None
 
@@ -133,8 +128,8 @@ class MlflowWriter:
             self._client.log_text(
                 self.mlflow_ids[record.run_id], self._redact.text(record.text), record.name
             )
-        elif isinstance(record, LogFile):
-            self._upload_log(record)
+        elif isinstance(record, RunLogText):
+            self._client.log_text(self.mlflow_ids[record.run_id], record.text, record.name)
         elif isinstance(record, End):
             self._end(record)
         elif isinstance(record, LinkTraces) and self.experiment_id is not None:
@@ -262,18 +257,6 @@ class MlflowWriter:
         self._client.set_terminated(mlflow_id, status=record.status, end_time=record.end_time)
         self._client.set_tag(mlflow_id, COMPLETE_TAG, "true")
 
-    def _upload_log(self, record: LogFile) -> None:
-        """Upload the jsonl tracker's log once its ``run_end`` line is there (it may write it
-        after this tracker's ``run_end``); a file that does not exist is not waited for."""
-        if not record.path.is_file():
-            return
-        deadline = time.monotonic() + self._jsonl_wait
-        while not _has_run_end(record.path, record.run_id) and time.monotonic() < deadline:
-            time.sleep(JSONL_POLL)
-        self._client.log_artifact(
-            self.mlflow_ids[record.run_id], str(record.path), artifact_path="logs"
-        )
-
     def _send(self, run_id: str, pending: _Pending | None) -> None:
         if pending is not None:
             self._log_batch(
@@ -345,21 +328,6 @@ def truncate(text: str, limit: int) -> str:
         return text
     kept = limit - len(f"…[truncated {len(text)} chars]")
     return f"{text[:kept]}…[truncated {len(text) - kept} chars]"
-
-
-def _has_run_end(path: Path, run_id: str) -> bool:
-    """Whether the tail of a JSONL log holds the run's ``run_end`` line."""
-    needle = f'"run_id":"{run_id}"'.encode()
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, 2)
-            handle.seek(max(0, handle.tell() - 1_000_000))
-            tail = handle.read()
-    except OSError:
-        return False
-    return any(
-        line.startswith(b'{"event":"run_end"') and needle in line for line in tail.splitlines()
-    )
 
 
 def _reason(exc: Exception) -> str:

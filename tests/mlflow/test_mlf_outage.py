@@ -3,7 +3,6 @@ once the server is back fills it exactly as if there had been no outage, once.""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -32,9 +31,7 @@ def test_a_run_during_an_outage_is_replayed_later_exactly_once(
     reference_store = f"sqlite:///{tmp_path / 'reference.db'}"
     reference = MlflowTracker(tracking_uri=reference_store)  # same run, no outage
 
-    started = time.monotonic()
     result, _ = prov_run(down, reference)
-    assert time.monotonic() - started < down.flush_timeout + 1.0
     assert result.converged
 
     spool = tmp_path / "mlflow-spool" / f"{result.run_id}.jsonl"
@@ -43,7 +40,9 @@ def test_a_run_during_an_outage_is_replayed_later_exactly_once(
     assert f"rlm replay {spool} --to mlflow" in caplog.text
 
     with mlflow_server(tmp_path / "server", port) as server:
-        replay_file(spool, MlflowTracker(tracking_uri=server))
+        replayed = MlflowTracker(tracking_uri=server)
+        replay_file(spool, replayed)
+        assert replayed.close(30.0)
         arrived = the_run(server, result.run_id)
         expected = the_run(reference_store, result.run_id)
         assert arrived.info.status == expected.info.status == "FINISHED"
@@ -56,9 +55,11 @@ def test_a_run_during_an_outage_is_replayed_later_exactly_once(
             key: value for key, value in arrived.data.tags.items() if key.startswith("rlm.")
         } == {key: value for key, value in expected.data.tags.items() if key.startswith("rlm.")}
         artifacts = {item.path for item in client(server).list_artifacts(arrived.info.run_id)}
-        assert artifacts == {"answer.md", "query.sparql", "evidence.json"}
+        assert artifacts == {"answer.md", "query.sparql", "evidence.json", "logs"}
 
-        replay_file(spool, MlflowTracker(tracking_uri=server))  # again: nothing changes
+        replayed = MlflowTracker(tracking_uri=server)
+        replay_file(spool, replayed)
+        assert replayed.close(30.0)  # again: nothing changes
         assert len(runs_of(server, result.run_id)) == 1
         again = the_run(server, result.run_id)
         assert histories(server, again) == histories(server, arrived)

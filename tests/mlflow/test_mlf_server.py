@@ -57,10 +57,12 @@ def test_a_run_arrives_with_params_step_metrics_tags_and_artifacts(
     assert [step for step, _, _ in points["step.output_chars"]] == [0, 1, 2]
 
     run_id = mlflow_run.info.run_id
+    assert tracker.close(30.0)  # the run log is uploaded after run_end, by the worker
     assert {item.path for item in mlflow_client.list_artifacts(run_id)} == {
         "answer.md",
         "query.sparql",
         "evidence.json",
+        "logs",
     }
     evidence = Path(mlflow_client.download_artifacts(run_id, "evidence.json", str(tmp_path)))
     assert json.loads(evidence.read_text()) == result.evidence
