@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rlm_core._redact import Redactor
 from rlm_core.errors import PluginNotConfiguredError
 from rlm_core.events import (
     Event,
@@ -34,9 +35,10 @@ from rlm_core.events import (
     utc_now,
 )
 from rlm_core.hookspecs import RunLocation, hookimpl
+from rlm_core.runlog import MetricsPoint
 from rlm_plugins.otel.attributes import SpanRecord, describe, describe_run
 from rlm_plugins.otel.config import ExportSettings, NotConfiguredError, resolve
-from rlm_plugins.otel.spool import MetricsCall, write_spool
+from rlm_plugins.otel.spool import write_spool
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -74,7 +76,7 @@ class _RunState:
 
     run: RunInfo
     events: dict[str, Event] = dataclasses.field(default_factory=dict)
-    metrics: list[MetricsCall] = dataclasses.field(default_factory=list)
+    metrics: list[MetricsPoint] = dataclasses.field(default_factory=list)
     pending: int = 0
     undelivered: set[str] = dataclasses.field(default_factory=set)
 
@@ -137,6 +139,7 @@ class OtelTracker:
         self.flush_timeout = self.settings.flush_timeout
         self._spool_dir = Path.cwd() / Path(self.settings.spool_dir).expanduser()
         self._resource = resource_for(self.settings.service_name)
+        self._redactor = Redactor.from_environment()
         if exporter is None:
             exporter = build_exporter(
                 self.settings.endpoint, self.settings.headers, self.settings.timeout
@@ -224,7 +227,7 @@ class OtelTracker:
     def metrics(self, run: RunInfo, values: Mapping[str, float], step: int | None) -> None:
         """Run-level numbers become ``rlm.metric.*`` attributes of the run's span (they are
         published before ``run_end``); per-step ones are kept only for the spool."""
-        self._state(run).metrics.append(MetricsCall(dict(values), step, utc_now()))
+        self._state(run).metrics.append(MetricsPoint(run.run_id, dict(values), step, utc_now()))
 
     @hookimpl
     def run_end(self, run: RunInfo, result: RunResult) -> None:
@@ -311,7 +314,7 @@ class OtelTracker:
         missing = undelivered | unacknowledged
         events = [event for span_id, event in state.events.items() if span_id in missing]
         metrics = state.metrics if state.run.span_id in missing else []
-        path = write_spool(self._spool_dir, state.run, events, metrics)
+        path = write_spool(self._spool_dir, state.run, [*metrics, *events], self._redactor)
         self._spooled[state.run.run_id] = path
         log.warning(
             "otel: %d of %d span(s) of run %s did not reach %s (%s); they are kept in %s. "

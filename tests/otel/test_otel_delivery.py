@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from rlm_core.cli import main
-from rlm_core.events import RunInfo
-from rlm_core.hookspecs import RunLocation
+from rlm_core.events import RunInfo, RunResult
+from rlm_core.hookspecs import RunLocation, hookimpl
 from rlm_core.runlog import read_log
 from rlm_core.testing import check_plugin, check_trace
 from rlm_plugins.otel import OtelTracker
@@ -21,6 +21,14 @@ from tests.otel.helpers import NO_MEMORY, demo, hook_view, span_spans
 from tests.otel.receiver import otlp_receiver
 
 pytestmark = pytest.mark.usefixtures("in_tmp")
+
+
+class PublishesAMetric:
+    """Publishes one run-level number, as the memory-metrics tracker does."""
+
+    @hookimpl
+    def run_metrics(self, run: RunInfo, result: RunResult) -> dict[str, float]:
+        return {"answer_chars": float(len(result.answer or ""))}
 
 
 def test_the_demo_reaches_a_real_receiver_with_the_hooks_ids_and_times() -> None:
@@ -65,7 +73,7 @@ def test_an_unreachable_endpoint_spools_the_spans_and_replay_sends_them_once(
     port = free_port()  # nothing listens there: connections are refused
     tracker = OtelTracker(endpoint=f"http://127.0.0.1:{port}", timeout=1.0, flush_timeout=3.0)
     with caplog.at_level(logging.WARNING, logger="rlm.otel"):
-        result, events = demo(tracker, config=NO_MEMORY)
+        result, events = demo(tracker, PublishesAMetric(), config=NO_MEMORY)
     assert result.converged  # the run itself is not failed by its tracker
     spool = in_tmp / "otel-spool" / f"{result.run_id}.jsonl"
     assert spool.is_file()
@@ -93,3 +101,6 @@ def test_an_unreachable_endpoint_spools_the_spans_and_replay_sends_them_once(
     }
     assert view == hook_view(events)
     assert not (in_tmp / "replay-spool").exists()
+    # the run-level metric published before run_end travelled in the spool too
+    (root,) = [span for span in receiver.spans if span.name == "invoke_agent rlm"]
+    assert root.attributes["rlm.metric.answer_chars"] == float(len(result.answer or ""))
