@@ -93,13 +93,21 @@ def _decode(body: bytes, headers: dict[str, str]) -> list[ReceivedSpan]:
 
 
 @contextlib.contextmanager
-def otlp_receiver(port: int | None = None) -> Iterator[Receiver]:
-    """Serve ``/v1/traces`` on 127.0.0.1 (a free port unless given) until the block ends."""
+def otlp_receiver(
+    port: int | None = None, *, gate: threading.Event | None = None
+) -> Iterator[Receiver]:
+    """Serve ``/v1/traces`` on 127.0.0.1 (a free port unless given) until the block ends.
+
+    With ``gate``, every request waits for it to be set before it is answered (a slow backend);
+    it is set when the block ends.
+    """
     receiver = Receiver()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if gate is not None:
+                gate.wait()
             with receiver.lock:
                 receiver.requests += 1
             if self.path != "/v1/traces":
@@ -126,6 +134,8 @@ def otlp_receiver(port: int | None = None) -> Iterator[Receiver]:
     try:
         yield receiver
     finally:
+        if gate is not None:
+            gate.set()
         server.shutdown()
         server.server_close()
         thread.join(5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from rlm_core.runlog import read_log
 from rlm_core.testing import check_plugin, check_trace
 from rlm_plugins.otel import OtelTracker
 from tests.mlflow.helpers import free_port
+from tests.mlflow.helpers import replay_file as emit_log
 from tests.otel.helpers import NO_MEMORY, demo, hook_view, span_spans
 from tests.otel.receiver import otlp_receiver
 
@@ -104,3 +106,36 @@ def test_an_unreachable_endpoint_spools_the_spans_and_replay_sends_them_once(
     # the run-level metric published before run_end travelled in the spool too
     (root,) = [span for span in receiver.spans if span.name == "invoke_agent rlm"]
     assert root.attributes["rlm.metric.answer_chars"] == float(len(result.answer or ""))
+
+
+def test_a_slow_endpoint_fills_the_bounded_queue_and_every_span_still_arrives(
+    in_tmp: Path,
+) -> None:
+    gate = threading.Event()
+    with otlp_receiver(gate=gate) as receiver:
+        # The first batch (max_queue_size spans) hangs at the endpoint; every later span finds
+        # the queue full and is dropped, counted and spooled.
+        tracker = OtelTracker(
+            endpoint=receiver.url, max_queue_size=4, flush_timeout=0.5, timeout=30.0
+        )
+        result, events = demo(tracker, config=NO_MEMORY)
+        assert result.converged
+        spans = hook_view(events)
+        counts = tracker.counts
+        assert counts.submitted == len(spans)
+        assert counts.dropped == len(spans) - 4
+        assert counts.pending == 4
+        spool = in_tmp / "otel-spool" / f"{result.run_id}.jsonl"
+        assert len(read_log(spool).records) == len(spans)  # dropped and unacknowledged alike
+        gate.set()  # the backend recovers: the hanging batch is answered
+        assert tracker.flush(10.0)
+        late = set(receiver.span_ids())
+        assert len(late) == 4
+        replay_tracker = OtelTracker(endpoint=receiver.url, spool_dir="replay-spool")
+        emit_log(spool, replay_tracker)
+        assert replay_tracker.close()
+    received = collections.Counter(receiver.span_ids())
+    assert set(received) == set(spans)
+    # the slow batch arrived late and again from the spool (same ids: a backend dedupes them)
+    assert {span_id for span_id, count in received.items() if count == 2} == late
+    assert all(count == 1 for span_id, count in received.items() if span_id not in late)
