@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -32,6 +33,7 @@ from rlm_core.events import (
     ToolCall,
     event_from_dict,
 )
+from rlm_core.testing import RunBuilder
 from tests.helpers.factories import run_info, run_result
 
 text = st.text(max_size=40)
@@ -263,3 +265,28 @@ def test_nested_field_errors_name_the_path() -> None:
     data["ontology"] = {"name": "prov", "path": "/p", "triples": "many"}
     with pytest.raises(EventDecodeError, match=r"ontology\.triples: expected an integer"):
         event_from_dict(data)
+
+
+def test_every_payload_of_a_built_run_round_trips() -> None:
+    built = RunBuilder.demo(nested=True).events()
+    assert {type(event) for event in built} == set(EVENT_STRATEGIES)
+    for event in built:
+        assert event_from_dict(orjson.loads(orjson.dumps(event.to_dict()))) == event
+
+
+def test_version_1_payloads_are_read_as_spans_under_their_run() -> None:
+    v1 = Path(__file__).parent / "fixtures" / "v1" / "demo-schema-v1.jsonl"
+    lines = [orjson.loads(line) for line in v1.read_bytes().splitlines()]
+    decoded = [
+        event_from_dict(line) for line in lines if line.get("event") not in (None, "metrics")
+    ]
+    run, *inner, end = decoded
+    assert isinstance(run, RunInfo)
+    assert isinstance(end, RunResult)
+    assert end.span_id == run.span_id
+    assert len(run.trace_id) == 32
+    assert all(event.parent_span_id == run.span_id for event in inner)
+    assert len({event.span_id for event in inner}) == len(inner)
+    step = next(event for event in inner if isinstance(event, Iteration))
+    assert step.elapsed == pytest.approx(step.duration, abs=1e-6)
+    assert event_from_dict(step.to_dict()) == step  # written back as version 2

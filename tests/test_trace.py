@@ -10,6 +10,7 @@ import pytest
 
 from rlm_core import ConfigError, RunInfo, Settings, hookimpl, run
 from rlm_core.config import MemorySettings
+from rlm_core.engine.cassette import Response
 from rlm_core.events import Event, LLMCall, RunResult, Setup, ToolCall
 from rlm_core.testing import (
     DEMO_CASSETTE,
@@ -20,6 +21,7 @@ from rlm_core.testing import (
     capture_events,
     check_trace,
     span_children,
+    write_cassette,
 )
 
 NO_MEMORY = Settings(memory=MemorySettings(enabled=False))
@@ -287,3 +289,28 @@ def test_check_trace_names_what_is_wrong(break_it: Any, message: str) -> None:
     events = RunBuilder.demo().events()
     with pytest.raises(TraceError, match=message):
         check_trace(break_it(events))
+
+
+def test_steps_that_never_ran_their_code_still_close_their_spans(in_tmp: Path) -> None:
+    """A step whose code DSPy cannot parse (a SQL fence), then a step whose LM call fails (the
+    cassette runs out): both have an LM call hanging under them, so both end as iterations."""
+    unparsable = Response(
+        "root",
+        "[[ ## reasoning ## ]]\nQuery it.\n\n[[ ## code ## ]]\n```sql\nSELECT 1\n```\n\n"
+        "[[ ## completed ## ]]",
+        900,
+        20,
+    )
+    cassette = write_cassette(in_tmp / "broken.jsonl", [unparsable])
+    with capture_events() as events:
+        result = run(
+            "q", DEMO_ONTOLOGY, model=f"scripted:{cassette}", trackers=[], config=NO_MEMORY
+        )
+    assert result.error is not None
+    check_trace(events.events())
+    first, second = (call.payload for call in events.of("iteration"))
+    assert first.error == "the step's code did not run (it could not be parsed)"
+    assert first.reasoning == "Query it."
+    assert second.error is not None
+    assert second.error.startswith("the step's LM call failed: ")
+    assert result.iterations == 2

@@ -108,6 +108,7 @@ class HookBridge(BaseCallback):  # type: ignore[misc]
         if instance is self._action_module:
             if self._parent() is None:
                 return
+            self.finish()
             step = self.emitter.open()
             # The step's root LM call, its tools and its sub-LM calls all run inside it.
             set_current(self.emitter.context_of(step))
@@ -122,10 +123,25 @@ class HookBridge(BaseCallback):  # type: ignore[misc]
     ) -> None:
         with self._lock:
             action = self._actions.pop(call_id, None)
-            if action is None or exception is not None or outputs is None:
+            if action is None:
                 return
             step, started = action
-            self._pending = (str(getattr(outputs, "reasoning", "") or ""), step, started)
+            if exception is None and outputs is not None:
+                self._pending = (str(getattr(outputs, "reasoning", "") or ""), step, started)
+                return
+        # The step's LM call failed: the step is over, and its span must still close.
+        error = "no output" if exception is None else _format_error(exception)
+        self._finish_step("", "", step, started, "", f"the step's LM call failed: {error}")
+
+    def finish(self) -> None:
+        """Close a step whose code never ran (DSPy could not parse it): its LM call already
+        hangs under it. Called when the next step starts and when the run's program returns."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            reasoning, step, started = pending
+            error = "the step's code did not run (it could not be parsed)"
+            self._finish_step(reasoning, "", step, started, "", error)
 
     def on_interpreter_execute_start(
         self, call_id: str, instance: Any, inputs: dict[str, Any]
@@ -142,19 +158,31 @@ class HookBridge(BaseCallback):  # type: ignore[misc]
     ) -> None:
         with self._lock:
             step = self._steps.pop(call_id, None)
-            if step is None:
-                return
+        if step is None:
+            return
+        reasoning, code, span, started = step
+        output = self._bounded(_format_output(outputs)) if exception is None else ""
+        error = None if exception is None else self._bounded(_format_error(exception))
+        self._finish_step(reasoning, code, span, started, output, error)
+
+    def _finish_step(
+        self,
+        reasoning: str,
+        code: str,
+        span: Span,
+        started: float,
+        output: str,
+        error: str | None,
+    ) -> None:
+        """Count the step, keep it for memory, close its span with ``iteration``."""
+        with self._lock:
             index = self.totals.iterations
             self.totals.iterations += 1
             sub_calls = self.totals.sub_llm_calls
-        reasoning, code, span, started = step
-        set_current(self.emitter.context)  # the step is over: what follows is the run's
-        output = self._bounded(_format_output(outputs)) if exception is None else ""
-        error = None if exception is None else self._bounded(_format_error(exception))
-        with self._lock:
             self.steps.append(
                 {"reasoning": reasoning, "code": code, "output": output, "error": error}
             )
+        set_current(self.emitter.context)  # the step is over: what follows is the run's
         self.emitter.emit(
             "iteration",
             Iteration,

@@ -520,6 +520,8 @@ def _execute(
             except Exception as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
                 return
+            finally:
+                bridge.finish()
             outcome.answer = _text(prediction.answer)
             outcome.sparql = _text(prediction.sparql)
             outcome.evidence = _evidence(prediction.evidence)
