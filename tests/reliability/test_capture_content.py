@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core import get_plugin_manager, run
+from rlm_core import run
 from rlm_core.config import load_settings
+from rlm_core.plugins import get_plugin_manager
 from rlm_core.testing import DEMO_ONTOLOGY, scripted_step, scripted_sub, write_cassette
 
 PROMPT_MARKER = "prompt-marker-7f3a9c"
