@@ -29,7 +29,15 @@ from rlm_core.events import (
     ToolCall,
 )
 
-__all__ = ["AGENT_NAME", "AttributeValue", "SpanRecord", "describe", "describe_run"]
+__all__ = [
+    "AGENT_NAME",
+    "AttributeValue",
+    "Attributes",
+    "SpanRecord",
+    "describe",
+    "describe_run",
+    "nanoseconds",
+]
 
 AGENT_NAME = "rlm"
 AttributeValue: TypeAlias = (

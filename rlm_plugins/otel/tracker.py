@@ -36,7 +36,7 @@ from rlm_core.events import (
 )
 from rlm_core.hookspecs import RunLocation, hookimpl
 from rlm_core.runlog import MetricsPoint
-from rlm_plugins.otel.attributes import SpanRecord, describe, describe_run
+from rlm_plugins.otel.attributes import Attributes, SpanRecord, describe, describe_run
 from rlm_plugins.otel.config import ExportSettings, NotConfiguredError, resolve
 from rlm_plugins.otel.spool import write_spool
 
@@ -153,6 +153,7 @@ class OtelTracker:
         self._ended: set[str] = set()
         self._counts = {"submitted": 0, "delivered": 0, "failed": 0, "dropped": 0}
         self._changed = threading.Condition()
+        self._closed = False
 
     @property
     def counts(self) -> DeliveryCounts:
@@ -188,6 +189,8 @@ class OtelTracker:
     def close(self, timeout: float | None = None) -> bool:
         """Flush (at most ``timeout`` seconds, default ``flush_timeout``), then stop exporting."""
         flushed = self.flush(self.flush_timeout if timeout is None else timeout)
+        with self._changed:
+            self._closed = True
         self._pipeline.shutdown()
         return flushed
 
@@ -272,19 +275,34 @@ class OtelTracker:
         from rlm_plugins.otel.export import to_span
 
         state.events[record.span_id] = event
+        record = dataclasses.replace(record, attributes=self._redacted(record.attributes))
         # The run's own parent is a caller's span when the run joined an outside trace.
         remote = record.span_id == state.run.span_id and state.run.parent_run_id is None
         span = to_span(record, self._resource, remote_parent=remote)
         with self._changed:
             self._counts["submitted"] += 1
-            if len(self._inflight) >= self.settings.max_queue_size:
-                # The processor would drop its oldest span silently; this one is counted instead.
+            if self._closed or len(self._inflight) >= self.settings.max_queue_size:
+                # The processor would drop its oldest span silently (or, closed, ignore it); this
+                # one is counted instead.
                 self._counts["dropped"] += 1
                 state.undelivered.add(record.span_id)
                 return
             self._inflight[int(record.span_id, 16)] = state.run.run_id
             state.pending += 1
         self._pipeline.submit(span)
+
+    def _redacted(self, attributes: Attributes) -> Attributes:
+        """Secrets never leave: every text attribute through the redactor that guards every file
+        rlm-core writes (a cheap scan; most texts hold nothing suspicious)."""
+        clean: Attributes = {}
+        for key, value in attributes.items():
+            if isinstance(value, str):
+                clean[key] = self._redactor.text(value)
+            elif isinstance(value, list | tuple) and value and isinstance(value[0], str):
+                clean[key] = [self._redactor.text(str(item)) for item in value]
+            else:
+                clean[key] = value
+        return clean
 
     def _acknowledged(self, spans: Sequence[ReadableSpan], delivered: bool) -> None:
         with self._changed:

@@ -263,3 +263,25 @@ def test_run_start_alone_sends_nothing_and_run_end_sends_the_run() -> None:
     for hook, kwargs in calls[1:]:
         getattr(tracker, hook)(**kwargs)
     assert len(by_name(exporter.get_finished_spans(), "invoke_agent rlm")) == 1
+
+
+def test_secrets_never_leave_in_any_attribute() -> None:
+    secret = "sk-abcdefghijklmnopqrstuvwx1234"
+    tracker, exporter = memory_tracker(capture_content=True)
+    demo(tracker, config=NO_MEMORY, question=f"which properties? (key {secret})")
+    spans = exporter.get_finished_spans()
+    (root,) = by_name(spans, "invoke_agent rlm")
+    assert dict(root.attributes or {})["rlm.question"] == "which properties? (key [REDACTED])"
+    assert secret not in json.dumps([dict(span.attributes or {}) for span in spans], default=str)
+
+
+def test_a_closed_tracker_counts_what_it_could_not_send() -> None:
+    tracker, exporter = memory_tracker(flush_timeout=0.5)
+    assert tracker.close()
+    builder = RunBuilder.demo()
+    for hook, kwargs in builder.calls:
+        getattr(tracker, hook)(**kwargs)
+    assert exporter.get_finished_spans() == ()
+    counts = tracker.counts
+    assert counts.dropped == counts.submitted > 0
+    assert counts.spooled_runs == 1
