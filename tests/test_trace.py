@@ -20,6 +20,8 @@ from rlm_core.testing import (
     TraceError,
     capture_events,
     check_trace,
+    scripted_step,
+    scripted_sub,
     span_children,
     write_cassette,
 )
@@ -314,3 +316,28 @@ def test_steps_that_never_ran_their_code_still_close_their_spans(in_tmp: Path) -
     assert second.error is not None
     assert second.error.startswith("the step's LM call failed: ")
     assert result.iterations == 2
+
+
+def test_batched_sub_lm_calls_hang_under_their_step(in_tmp: Path) -> None:
+    """``llm_query_batched`` runs its calls on a thread pool: each finds the step as parent."""
+    cassette = write_cassette(
+        in_tmp / "batched.jsonl",
+        [
+            scripted_step("Ask three at once.", "print(llm_query_batched(['a', 'b', 'c']))"),
+            scripted_sub("one"),
+            scripted_sub("two"),
+            scripted_sub("three"),
+            scripted_step("Done.", "SUBMIT(answer='done', sparql='', evidence=[])"),
+        ],
+    )
+    with capture_events() as events:
+        result = run(
+            "q", DEMO_ONTOLOGY, model=f"scripted:{cassette}", trackers=[], config=NO_MEMORY
+        )
+    assert result.converged, result.error
+    recorded = events.events()
+    check_trace(recorded)
+    assert shape(recorded)[1][1] == (
+        "iteration 0",
+        [("llm_call root depth=0", []), *[("llm_call sub depth=1", [])] * 3],
+    )
