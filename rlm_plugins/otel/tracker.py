@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -35,6 +34,7 @@ from rlm_core.events import (
     utc_now,
 )
 from rlm_core.hookspecs import RunLocation, hookimpl
+from rlm_core.logs import get_logger
 from rlm_core.runlog import MetricsPoint
 from rlm_plugins.otel.attributes import Attributes, SpanRecord, describe, describe_run
 from rlm_plugins.otel.config import ExportSettings, NotConfiguredError, resolve
@@ -55,7 +55,7 @@ for _module in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"):
             name=_module,
         )
 
-log = logging.getLogger("rlm.otel")
+log = get_logger("rlm.otel")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,6 +334,11 @@ class OtelTracker:
         metrics = state.metrics if state.run.span_id in missing else []
         path = write_spool(self._spool_dir, state.run, [*metrics, *events], self._redactor)
         self._spooled[state.run.run_id] = path
+        reason = (
+            f"not acknowledged within flush_timeout ({self.flush_timeout:g} s)"
+            if waiting
+            else "export failed or the queue was full"
+        )
         log.warning(
             "otel: %d of %d span(s) of run %s did not reach %s (%s); they are kept in %s. "
             "Send them later with: rlm replay %s --to otel",
@@ -341,9 +346,10 @@ class OtelTracker:
             len(state.events),
             state.run.run_id,
             self.endpoint or "the exporter",
-            f"not acknowledged within flush_timeout ({self.flush_timeout:g} s)"
-            if waiting
-            else "export failed or the queue was full",
+            reason,
             path,
             path,
+            run_id=state.run.run_id,
+            undelivered=len(missing),
+            spool=str(path),
         )
