@@ -90,6 +90,8 @@ def _describe(trouble: dict[str, Any]) -> str:
     parts = [f"{trouble.get('errors', 0)} errors ({trouble.get('total_errors', 0)} in all)"]
     if trouble.get("blocked"):
         parts.append(f"blocked: {trouble['blocked']}")
+    if trouble.get("undelivered"):
+        parts.append(f"{trouble['undelivered']} record(s) not delivered (kept for rlm replay)")
     return f"last trouble in run {trouble.get('run_id')} at {trouble.get('at')}: " + "; ".join(
         parts
     )

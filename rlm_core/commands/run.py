@@ -99,14 +99,17 @@ def _execute(args: argparse.Namespace, question: str, ontology: Path, record: st
         record=record,
         manager=manager,
     )
+    locations = _locations(manager, started.runs.get(result.run_id))
     if args.json:
         import orjson
 
         sys.stdout.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
     else:
-        _print_result(result, _locations(manager, started.runs.get(result.run_id)))
-    return EXIT_OK if result.converged else EXIT_RUN_FAILED
+        _print_result(result, [(name, location.where) for name, location in locations])
+    # A tracker that could not deliver the run (kept it for rlm replay) fails the command too.
+    delivered = not any(location.undelivered for _, location in locations)
+    return EXIT_OK if result.converged and delivered else EXIT_RUN_FAILED
 
 
 def _parse_tags(pairs: list[str]) -> dict[str, str]:
@@ -132,12 +135,13 @@ class _StartedRuns:
         self.runs[run.run_id] = run
 
 
-def _locations(manager: PluginManager, run: RunInfo | None) -> list[tuple[str, str]]:
-    """``(plugin, where)`` for every plugin that says where it put the run (``run_location``)."""
+def _locations(manager: PluginManager, run: RunInfo | None) -> list[tuple[str, RunLocation]]:
+    """``(plugin, location)`` for every plugin that says where it put the run
+    (``run_location``); an answer that is not a RunLocation is taken as its ``where``."""
     if run is None:
         return []
     return [
-        (name, location.where if isinstance(location, RunLocation) else str(location))
+        (name, location if isinstance(location, RunLocation) else RunLocation(str(location)))
         for name, location in manager.collect("run_location", run=run)
     ]
 

@@ -245,10 +245,24 @@ def _run(
             ),
             plugin_errors=plugin_errors,
         )
-        # Once more after run_end, whose own failures the result could not include.
-        record_health(emitter.run_id, *emitter.plugin_trouble())
+        # Once more after run_end, whose own failures the result could not include, with what
+        # the trackers could not deliver (they know it only once run_end has flushed).
+        record_health(
+            emitter.run_id, *emitter.plugin_trouble(), undelivered=_undelivered(manager, emitter)
+        )
     assert result is not None  # run_end is always built
     return result
+
+
+def _undelivered(manager: PluginManager, emitter: RunEmitter) -> dict[str, int]:
+    """Plugin -> records of the run it could not deliver, from its ``run_location`` answer."""
+    if emitter.run is None or not manager.hook.wants("run_location"):
+        return {}
+    return {
+        name: location.undelivered
+        for name, location in manager.collect("run_location", run=emitter.run)
+        if getattr(location, "undelivered", 0)
+    }
 
 
 @dataclasses.dataclass

@@ -149,7 +149,7 @@ class OtelTracker:
         )
         self._runs: dict[str, _RunState] = {}
         self._inflight: dict[int, str] = {}
-        self._spooled: dict[str, Path] = {}
+        self._spooled: dict[str, tuple[Path, int]] = {}
         self._ended: set[str] = set()
         self._counts = {"submitted": 0, "delivered": 0, "failed": 0, "dropped": 0}
         self._changed = threading.Condition()
@@ -167,11 +167,13 @@ class OtelTracker:
     def run_location(self, run: RunInfo) -> RunLocation | None:
         """The spool to replay when spans did not all arrive, else the endpoint and trace id;
         None for a run this tracker has not ended."""
-        spool = self._spooled.get(run.run_id)
-        if spool is not None:
+        spooled = self._spooled.get(run.run_id)
+        if spooled is not None:
+            spool, missing = spooled
             return RunLocation(
                 f"{spool} (spans did not all reach {self.endpoint or 'the exporter'}; "
-                f"send them with: rlm replay {spool} --to otel)"
+                f"send them with: rlm replay {spool} --to otel)",
+                undelivered=missing,
             )
         if self.endpoint is None or run.run_id not in self._ended:
             return None
@@ -333,7 +335,7 @@ class OtelTracker:
         events = [event for span_id, event in state.events.items() if span_id in missing]
         metrics = state.metrics if state.run.span_id in missing else []
         path = write_spool(self._spool_dir, state.run, [*metrics, *events], self._redactor)
-        self._spooled[state.run.run_id] = path
+        self._spooled[state.run.run_id] = (path, len(missing))
         reason = (
             f"not acknowledged within flush_timeout ({self.flush_timeout:g} s)"
             if waiting

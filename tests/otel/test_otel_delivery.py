@@ -84,7 +84,8 @@ def test_an_unreachable_endpoint_spools_the_spans_and_replay_sends_them_once(
     assert isinstance(info, RunInfo)
     assert tracker.run_location(info) == RunLocation(
         f"{spool} (spans did not all reach http://127.0.0.1:{port}/v1/traces; "
-        f"send them with: rlm replay {spool} --to otel)"
+        f"send them with: rlm replay {spool} --to otel)",
+        undelivered=len(span_spans(events)),
     )
     assert f"rlm replay {spool} --to otel" in caplog.text
     assert read_log(spool).problems == []

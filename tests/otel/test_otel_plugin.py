@@ -14,6 +14,8 @@ import pytest
 from rlm_core import Settings
 from rlm_core.cli import main
 from rlm_core.plugins import get_plugin_manager
+from rlm_core.runlog import read_log
+from tests.mlflow.helpers import free_port
 from tests.otel.receiver import otlp_receiver
 
 pytestmark = pytest.mark.usefixtures("in_tmp")
@@ -114,3 +116,23 @@ def test_rlm_demo_sends_the_run_where_the_config_says_and_prints_it(
     assert f"  otel: {receiver.url}/v1/traces (trace {roots[0].trace_id})" in out
     assert {span.headers["authorization"] for span in receiver.spans} == {"Bearer s3cret"}
     assert {span.resource["service.name"] for span in receiver.spans} == {"coffee-agent"}
+
+
+def test_rlm_demo_with_the_endpoint_down_exits_1_and_rlm_plugins_shows_the_trouble(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    assert main(["demo", "-t", "otel", "--no-memory"]) == 1  # answered, but not delivered
+    out = capsys.readouterr().out
+    (spool,) = (in_tmp / "otel-spool").iterdir()
+    assert f"  otel: {spool} (spans did not all reach" in out
+    assert f"rlm replay {spool} --to otel" in out
+    spans = len(read_log(spool).records)
+    assert spans == 15  # the run, setup, 4 steps, 5 LM calls, 4 tool calls
+    status = otel_status(capsys)
+    trouble = status["last_trouble"]
+    assert isinstance(trouble, dict)
+    assert (trouble["undelivered"], trouble["errors"]) == (spans, 0)
+    assert main(["plugins"]) == 0
+    assert f"{spans} record(s) not delivered (kept for rlm replay)" in capsys.readouterr().out
