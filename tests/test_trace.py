@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rlm_core import ConfigError, RunInfo, Settings, hookimpl, run
+from rlm_core import ConfigError, RunInfo, Settings, hookimpl, load_settings, run
 from rlm_core.config import MemorySettings
 from rlm_core.engine.cassette import Response
 from rlm_core.events import Event, LLMCall, RunResult, Setup, ToolCall
@@ -341,3 +341,19 @@ def test_batched_sub_lm_calls_hang_under_their_step(in_tmp: Path) -> None:
         "iteration 0",
         [("llm_call root depth=0", []), *[("llm_call sub depth=1", [])] * 3],
     )
+
+
+def test_capture_content_is_a_setting_of_file_and_environment(in_tmp: Path) -> None:
+    assert load_settings().capture_content is True
+    assert load_settings(env={"RLM_CAPTURE_CONTENT": "0"}).capture_content is False
+    (in_tmp / "rlm.toml").write_text("[rlm]\ncapture_content = false\n", encoding="utf-8")
+    assert load_settings().capture_content is False
+
+
+def test_without_content_lm_calls_keep_their_numbers_but_no_text(in_tmp: Path) -> None:
+    _, events = demo(config=Settings(capture_content=False))
+    calls = [event for event in events if isinstance(event, LLMCall)]
+    assert calls
+    assert all(call.messages == () and call.output is None for call in calls)
+    assert all(call.prompt_tokens for call in calls)
+    assert {call.finish_reason for call in calls} == {"stop"}
