@@ -35,11 +35,11 @@ def record_health(
     errors: Mapping[str, int],
     blocked: Mapping[str, str],
     path: str | Path = HEALTH_FILE,
-    undelivered: Mapping[str, int] | None = None,
+    undelivered: Mapping[str, str] | None = None,
 ) -> None:
     """Merge one run's plugin trouble into the file (atomically: write, then rename).
 
-    ``undelivered``: plugin -> records of the run that did not reach its backend."""
+    ``undelivered``: plugin -> where it kept the part of the run its backend did not get."""
     undelivered = undelivered or {}
     if not errors and not blocked and not undelivered:
         return
@@ -54,7 +54,7 @@ def record_health(
             "errors": errors.get(name, 0),
             "total_errors": int(entry.get("total_errors", 0)) + errors.get(name, 0),
             "blocked": blocked.get(name),
-            "undelivered": undelivered.get(name, 0),
+            "undelivered": undelivered.get(name),
         }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

@@ -105,14 +105,14 @@ class RunLocation:
     :param where: for people: a path, a URL, or a sentence (``rlm run`` prints it).
     :param run_log: the file, when the run goes to a run log (:mod:`rlm_core.runlog` format):
         ``rlm replay`` refuses to append a run to a log that already holds it.
-    :param undelivered: how many of the run's records did not reach the destination (a backend
-        that was down; ``where`` then says where they are kept for ``rlm replay``). rlm-core
-        records it as the plugin's trouble, which ``rlm plugins`` shows, and ``rlm run`` exits 1.
+    :param delivered: False when some of the run's events did not reach the plugin's backend
+        (asked after a flush); ``where`` then says where they are kept. ``rlm run`` and ``rlm
+        replay`` exit with 1 for it.
     """
 
     where: str
     run_log: Path | None = None
-    undelivered: int = 0
+    delivered: bool = True
 
 
 class CommandAdder(Protocol):

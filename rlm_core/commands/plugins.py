@@ -91,7 +91,7 @@ def _describe(trouble: dict[str, Any]) -> str:
     if trouble.get("blocked"):
         parts.append(f"blocked: {trouble['blocked']}")
     if trouble.get("undelivered"):
-        parts.append(f"{trouble['undelivered']} record(s) not delivered (kept for rlm replay)")
+        parts.append(f"not delivered, kept in {trouble['undelivered']}")
     return f"last trouble in run {trouble.get('run_id')} at {trouble.get('at')}: " + "; ".join(
         parts
     )

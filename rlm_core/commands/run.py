@@ -106,10 +106,9 @@ def _execute(args: argparse.Namespace, question: str, ontology: Path, record: st
         sys.stdout.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
     else:
-        _print_result(result, [(name, location.where) for name, location in locations])
-    # A tracker that could not deliver the run (kept it for rlm replay) fails the command too.
-    delivered = not any(location.undelivered for _, location in locations)
-    return EXIT_OK if result.converged and delivered else EXIT_RUN_FAILED
+        _print_result(result, [(name, loc.where) for name, loc in locations])
+    undelivered = [name for name, location in locations if not location.delivered]
+    return EXIT_OK if result.converged and not undelivered else EXIT_RUN_FAILED
 
 
 def _parse_tags(pairs: list[str]) -> dict[str, str]:

@@ -254,14 +254,15 @@ def _run(
     return result
 
 
-def _undelivered(manager: PluginManager, emitter: RunEmitter) -> dict[str, int]:
-    """Plugin -> records of the run it could not deliver, from its ``run_location`` answer."""
+def _undelivered(manager: PluginManager, emitter: RunEmitter) -> dict[str, str]:
+    """Plugin -> where it kept the run it could not fully deliver (its ``run_location`` answer
+    with ``delivered=False``)."""
     if emitter.run is None or not manager.hook.wants("run_location"):
         return {}
     return {
-        name: location.undelivered
+        name: location.where
         for name, location in manager.collect("run_location", run=emitter.run)
-        if getattr(location, "undelivered", 0)
+        if not getattr(location, "delivered", True)
     }
 
 

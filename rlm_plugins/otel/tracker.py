@@ -171,9 +171,9 @@ class OtelTracker:
         if spooled is not None:
             spool, missing = spooled
             return RunLocation(
-                f"{spool} (spans did not all reach {self.endpoint or 'the exporter'}; "
+                f"{spool} ({missing} span(s) did not reach {self.endpoint or 'the exporter'}; "
                 f"send them with: rlm replay {spool} --to otel)",
-                undelivered=missing,
+                delivered=False,
             )
         if self.endpoint is None or run.run_id not in self._ended:
             return None

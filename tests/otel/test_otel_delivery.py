@@ -83,9 +83,9 @@ def test_an_unreachable_endpoint_spools_the_spans_and_replay_sends_them_once(
     info = events[0]
     assert isinstance(info, RunInfo)
     assert tracker.run_location(info) == RunLocation(
-        f"{spool} (spans did not all reach http://127.0.0.1:{port}/v1/traces; "
-        f"send them with: rlm replay {spool} --to otel)",
-        undelivered=len(span_spans(events)),
+        f"{spool} ({len(span_spans(events))} span(s) did not reach "
+        f"http://127.0.0.1:{port}/v1/traces; send them with: rlm replay {spool} --to otel)",
+        delivered=False,
     )
     assert f"rlm replay {spool} --to otel" in caplog.text
     assert read_log(spool).problems == []
