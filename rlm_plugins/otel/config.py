@@ -26,9 +26,10 @@ class NotConfiguredError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ExportSettings:
-    """The resolved export settings: the full traces URL, headers, and the limits."""
+    """The resolved export settings: the full traces URL (None when spans go to an exporter
+    object instead), headers, and the limits."""
 
-    endpoint: str
+    endpoint: str | None
     headers: Mapping[str, str]
     service_name: str | None
     timeout: float | None
@@ -49,15 +50,22 @@ def resolve(
     max_queue_size: object,
     spool_dir: object,
     env: Mapping[str, str] | None = None,
+    endpoint_required: bool = True,
 ) -> ExportSettings:
     """Validate the ``[plugins.otel]`` values and fill the rest from the ``OTEL_*`` variables.
 
-    Raises :class:`NotConfiguredError` when neither names an endpoint, and ValueError (with the
-    key) for a bad value.
+    Raises :class:`NotConfiguredError` when neither names an endpoint (unless
+    ``endpoint_required`` is False), and ValueError (with the key) for a bad value.
     """
     env = os.environ if env is None else env
+    try:
+        url: str | None = _endpoint(endpoint, env)
+    except NotConfiguredError:
+        if endpoint_required:
+            raise
+        url = None
     return ExportSettings(
-        endpoint=_endpoint(endpoint, env),
+        endpoint=url,
         headers={**_env_headers(env), **_headers(headers)},
         service_name=_optional_str("service_name", service_name),
         timeout=None if timeout is None else _positive("timeout", timeout),

@@ -117,8 +117,6 @@ class OtelTracker:
         spool_dir: str = "otel-spool",
         exporter: SpanExporter | None = None,
     ) -> None:
-        if exporter is not None and endpoint is None:
-            endpoint = "http://exporter.invalid"  # validated, never used
         try:
             self.settings: ExportSettings = resolve(
                 endpoint=endpoint,
@@ -129,6 +127,7 @@ class OtelTracker:
                 capture_content=capture_content,
                 max_queue_size=max_queue_size,
                 spool_dir=spool_dir,
+                endpoint_required=exporter is None,
             )
         except NotConfiguredError as exc:
             raise PluginNotConfiguredError(str(exc)) from None
@@ -141,6 +140,7 @@ class OtelTracker:
         self._resource = resource_for(self.settings.service_name)
         self._redactor = Redactor.from_environment()
         if exporter is None:
+            assert self.settings.endpoint is not None  # resolve required one
             exporter = build_exporter(
                 self.settings.endpoint, self.settings.headers, self.settings.timeout
             )
