@@ -5,17 +5,22 @@ Variants, interleaved in one process so machine noise hits them alike:
 - ``none``: no plugin at all (every hook is a no-op);
 - ``noop``: one plugin implementing every hook, doing nothing;
 - ``builtin``: every installed built-in tracker that is available (jsonl, mlflow,
-  memory_metrics), writing into a temporary directory; only when ``--builtin`` is given.
+  memory_metrics), writing into a temporary directory; only when ``--builtin`` is given;
+- ``otel``: the OpenTelemetry tracker alone, exporting every run over OTLP/HTTP to a local
+  endpoint in another process (``_otlp_sink.py``); only when ``--otel`` is given.
 
-Target (issue 3): noop / none <= 1.02. Run: ``python benchmarks/engine.py [--repeat N]``.
+Targets: noop / none <= 1.02 (issue 3), otel / none <= 1.05 (issue 14).
+Run: ``python benchmarks/engine.py [--repeat N] [--builtin] [--otel]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,6 +92,8 @@ def one_run(cassette: Path, variant: str, workdir: Path) -> float:
     # Memory is not a tracker: off in every variant, so the ratios measure observation alone.
     settings = Settings(max_iterations=ITERATIONS + 1, memory=MemorySettings(enabled=False))
     started = time.perf_counter()
+    if variant == "otel":
+        return _otel_run(cassette, settings, started)
     if variant == "builtin":
         result = run("q", ONTOLOGY, model=f"scripted:{cassette}", config=settings)
     else:
@@ -108,13 +115,54 @@ def one_run(cassette: Path, variant: str, workdir: Path) -> float:
     return elapsed
 
 
+_otel_endpoint: str | None = None
+
+
+def _otel_run(cassette: Path, settings: Settings, started: float) -> float:
+    """A run with the otel tracker built for it, as ``rlm run`` builds it; run_end's flush to
+    the endpoint is part of the time, closing the tracker afterwards is not."""
+    from rlm_plugins.otel import OtelTracker
+
+    tracker = OtelTracker(endpoint=_otel_endpoint)
+    result = run(
+        "q", ONTOLOGY, model=f"scripted:{cassette}", trackers=[], plugins=[tracker], config=settings
+    )
+    elapsed = time.perf_counter() - started
+    counts = tracker.counts
+    tracker.close()
+    if result.iterations != ITERATIONS or not result.converged:
+        raise SystemExit(f"benchmark run went wrong: {result}")
+    if counts.delivered != counts.submitted or counts.spooled_runs:
+        # Spans that did not arrive would make the otel variant look cheap.
+        raise SystemExit(f"the otel tracker did not deliver every span: {counts}")
+    return elapsed
+
+
+def _start_otlp_sink() -> None:
+    """The local endpoint, in its own process, stopped when the benchmark exits."""
+    global _otel_endpoint
+    sink = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("_otlp_sink.py"))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    atexit.register(sink.wait, timeout=10)
+    atexit.register(sink.terminate)  # registered last, so it runs first
+    assert sink.stdout is not None
+    _otel_endpoint = f"http://127.0.0.1:{int(sink.stdout.readline())}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--builtin", action="store_true", help="also time the built-in trackers")
+    parser.add_argument("--otel", action="store_true", help="also time the otel tracker")
     parser.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
     args = parser.parse_args()
     variants = ["none", "noop"] + (["builtin"] if args.builtin else [])
+    variants += ["otel"] if args.otel else []
+    if args.otel:
+        _start_otlp_sink()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         os.chdir(workdir)
@@ -157,6 +205,20 @@ def main() -> None:
         row(f"scripted {ITERATIONS}-iteration run, no trackers", "s", times["none"]),
         ratio_row("engine run, no-op plugin on every hook vs none", times["noop"], times["none"]),
     ]
+    if "otel" in summary:
+        checks.append(
+            (
+                f"otel tracker to a local OTLP endpoint: {summary['otel']['ratio']:.3f}x <= 1.05x",
+                summary["otel"]["ratio"] <= 1.05,
+            )
+        )
+        rows.append(
+            ratio_row(
+                "engine run, otel tracker (OTLP/HTTP to a local endpoint) vs none",
+                times["otel"],
+                times["none"],
+            )
+        )
     if "builtin" in summary:
         checks.append(
             (

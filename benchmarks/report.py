@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 # (script, extra arguments): each writes {"rows": [...], "targets": [...]} with --json.
 BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dispatch.py", ()),
-    ("engine.py", ("--builtin",)),
+    ("engine.py", ("--builtin", "--otel")),
     ("eval.py", ()),
     ("jsonl.py", ()),
     ("spans.py", ()),
@@ -35,7 +35,16 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("startup.py", ()),
     ("sparql.py", ()),
 )
-VERSIONED = ("rlm-core", "pluggy", "dspy", "rdflib", "structlog", "orjson", "mlflow")
+VERSIONED = (
+    "rlm-core",
+    "pluggy",
+    "dspy",
+    "rdflib",
+    "structlog",
+    "orjson",
+    "mlflow",
+    "opentelemetry-sdk",
+)
 
 
 def run_benchmark(script: str, extra: tuple[str, ...], out: Path) -> dict[str, Any]:

@@ -35,14 +35,18 @@ def record_health(
     errors: Mapping[str, int],
     blocked: Mapping[str, str],
     path: str | Path = HEALTH_FILE,
+    undelivered: Mapping[str, str] | None = None,
 ) -> None:
-    """Merge one run's plugin trouble into the file (atomically: write, then rename)."""
-    if not errors and not blocked:
+    """Merge one run's plugin trouble into the file (atomically: write, then rename).
+
+    ``undelivered``: plugin -> where it kept the part of the run its backend did not get."""
+    undelivered = undelivered or {}
+    if not errors and not blocked and not undelivered:
         return
     path = Path(path)
     health = read_health(path)
     when = utc_now().isoformat()
-    for name in {*errors, *blocked}:
+    for name in {*errors, *blocked, *undelivered}:
         entry = health.get(name, {})
         health[name] = {
             "run_id": run_id,
@@ -50,6 +54,7 @@ def record_health(
             "errors": errors.get(name, 0),
             "total_errors": int(entry.get("total_errors", 0)) + errors.get(name, 0),
             "blocked": blocked.get(name),
+            "undelivered": undelivered.get(name),
         }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

@@ -5,7 +5,13 @@ The CLI turns each into a one-line message and exit code 2; nothing here is a bu
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "PluginSelectionError", "RLMError", "UsageError"]
+__all__ = [
+    "ConfigError",
+    "PluginNotConfiguredError",
+    "PluginSelectionError",
+    "RLMError",
+    "UsageError",
+]
 
 
 class RLMError(Exception):
@@ -22,3 +28,9 @@ class PluginSelectionError(ConfigError):
 
 class UsageError(RLMError):
     """An argument cannot be used (e.g. a blank question); nothing was recorded."""
+
+
+class PluginNotConfiguredError(RLMError):
+    """Raised by a plugin's constructor when it has nothing to do until configured (a tracker
+    without an endpoint): the plugin is then *disabled* with this message as the reason, not
+    unavailable, and asking for it by name is a usage error."""

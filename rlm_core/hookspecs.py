@@ -86,7 +86,10 @@ class PluginAttributes(Protocol):
     must do no I/O in its constructor (``rlm plugins`` constructs every plugin). A plugin whose
     backend is missing raises :class:`ImportError` when imported, with a message that says how to
     install it from a path, never by its name from the index (:mod:`rlm_core.install_hints`
-    writes such hints); rlm-core shows that message as the reason the plugin is unavailable.
+    writes such hints); rlm-core shows that message as the reason the plugin is unavailable. A
+    plugin with nothing to do until it is configured (a tracker without an endpoint) raises
+    :class:`rlm_core.errors.PluginNotConfiguredError` from its constructor: it is then disabled
+    with that message as the reason, and asking for it by name is a usage error.
     """
 
     name: str
@@ -108,10 +111,14 @@ class RunLocation:
     :param where: for people: a path, a URL, or a sentence (``rlm run`` prints it).
     :param run_log: the file, when the run goes to a run log (:mod:`rlm_core.runlog` format):
         ``rlm replay`` refuses to append a run to a log that already holds it.
+    :param delivered: False when some of the run's events did not reach the plugin's backend
+        (asked after a flush); ``where`` then says where they are kept. ``rlm run`` and ``rlm
+        replay`` exit with 1 for it.
     """
 
     where: str
     run_log: Path | None = None
+    delivered: bool = True
 
 
 class CommandAdder(Protocol):

@@ -26,7 +26,7 @@ from rlm_core import hookspecs
 from rlm_core._fault_isolation import HookRelay, PluginHealth, guard, trace_log
 from rlm_core._thread_dispatch import DISPATCH_MODES, ThreadedDispatch
 from rlm_core.config import Selection, Settings
-from rlm_core.errors import PluginSelectionError
+from rlm_core.errors import PluginNotConfiguredError, PluginSelectionError
 from rlm_core.logs import get_logger
 
 __all__ = [
@@ -471,6 +471,13 @@ def _construct_and_register(
         manager.register(plugin, candidate.name, dispatch=dispatch)
     except KeyboardInterrupt:
         raise
+    except PluginNotConfiguredError as exc:
+        if candidate.explicit:
+            raise PluginSelectionError(
+                f"tracker {candidate.name!r} was asked for but is not configured: {exc}"
+            ) from None
+        candidate.state = "disabled"
+        candidate.reason = f"not configured: {exc}"
     except BaseException as exc:  # a constructor that calls sys.exit too
         candidate.state = "unavailable"
         candidate.reason = f"failed to start: {type(exc).__name__}: {exc}"

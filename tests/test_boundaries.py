@@ -26,7 +26,9 @@ def core_files() -> list[Path]:
     return [path for path in CORE.rglob("*") if path.is_file() and "__pycache__" not in path.parts]
 
 
-@pytest.mark.parametrize("name", ["mlflow", "memory_metrics", "memory-metrics", "rlm_plugins"])
+@pytest.mark.parametrize(
+    "name", ["mlflow", "memory_metrics", "memory-metrics", "otel", "opentelemetry", "rlm_plugins"]
+)
 def test_nothing_under_rlm_core_names_a_tracker(name: str) -> None:
     pattern = re.compile(re.escape(name), re.IGNORECASE)
     found = [
@@ -51,7 +53,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_the_trackers_are_found() -> None:
-    assert TRACKERS == ["jsonl", "memory_metrics", "mlflow"]
+    assert TRACKERS == ["jsonl", "memory_metrics", "mlflow", "otel"]
 
 
 @pytest.mark.parametrize("tracker", TRACKERS)

@@ -89,7 +89,9 @@ try:
     main({argv!r})
 except SystemExit:
     pass
-heavy = sorted(name for name in ("dspy", "mlflow", "litellm") if name in sys.modules)
+heavy = sorted(
+    name for name in ("dspy", "mlflow", "litellm", "opentelemetry.sdk") if name in sys.modules
+)
 print("HEAVY=" + ",".join(heavy))
 """
 

@@ -109,6 +109,8 @@ def _describe(trouble: dict[str, Any]) -> str:
     parts = [f"{trouble.get('errors', 0)} errors ({trouble.get('total_errors', 0)} in all)"]
     if trouble.get("blocked"):
         parts.append(f"blocked: {trouble['blocked']}")
+    if trouble.get("undelivered"):
+        parts.append(f"not delivered, kept in {trouble['undelivered']}")
     return f"last trouble in run {trouble.get('run_id')} at {trouble.get('at')}: " + "; ".join(
         parts
     )

@@ -140,6 +140,7 @@ def _execute(
         )
     locations = _locations(manager, started.runs.get(result.run_id))
     memory = Path(settings.memory.path).resolve() if settings.memory.enabled else None
+    undelivered = [name for name, location in locations if not location.delivered]
     if args.json:
         import orjson
 
@@ -148,16 +149,18 @@ def _execute(
             "ontology": str(ontology.resolve()),
             "model": settings.model,
             "sub_model": settings.sub_model or settings.model,
-            "locations": dict(locations) | ({"memory": str(memory)} if memory else {}),
+            "locations": {name: location.where for name, location in locations}
+            | ({"memory": str(memory)} if memory else {}),
             **result.to_dict(),
         }
         sys.stdout.write(orjson.dumps(described, option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
     else:
+        shown = [(name, location.where) for name, location in locations]
         if memory is not None:
-            locations.append(("memory", f"{memory} (procedural memory: rlm memory stats)"))
-        _print_result(result, locations)
-    return EXIT_OK if result.converged else EXIT_RUN_FAILED
+            shown.append(("memory", f"{memory} (procedural memory: rlm memory stats)"))
+        _print_result(result, shown)
+    return EXIT_OK if result.converged and not undelivered else EXIT_RUN_FAILED
 
 
 def _parse_tags(pairs: list[str]) -> dict[str, str]:
@@ -183,12 +186,13 @@ class _StartedRuns:
         self.runs[run.run_id] = run
 
 
-def _locations(manager: PluginManager, run: RunInfo | None) -> list[tuple[str, str]]:
-    """``(plugin, where)`` for every plugin that says where it put the run (``run_location``)."""
+def _locations(manager: PluginManager, run: RunInfo | None) -> list[tuple[str, RunLocation]]:
+    """``(plugin, location)`` for every plugin that says where it put the run
+    (``run_location``); an answer that is not a RunLocation is taken as its ``where``."""
     if run is None:
         return []
     return [
-        (name, location.where if isinstance(location, RunLocation) else str(location))
+        (name, location if isinstance(location, RunLocation) else RunLocation(str(location)))
         for name, location in manager.collect("run_location", run=run)
     ]
 

@@ -262,8 +262,11 @@ def _run(
             ),
             plugin_errors=plugin_errors,
         )
-        # Once more after run_end, whose own failures the result could not include.
-        record_health(emitter.run_id, *emitter.plugin_trouble())
+        # Once more after run_end, whose own failures the result could not include, with what
+        # the trackers could not deliver (they know it only once run_end has flushed).
+        record_health(
+            emitter.run_id, *emitter.plugin_trouble(), undelivered=_undelivered(manager, emitter)
+        )
     assert result is not None  # run_end is always built
     return result
 
@@ -280,6 +283,18 @@ def _check_cassettes(
         raise CassetteMismatch(
             f"{exc}; --lm-allow-mismatch (run(allow_cassette_mismatch=True)) replays it anyway"
         ) from None
+
+
+def _undelivered(manager: PluginManager, emitter: RunEmitter) -> dict[str, str]:
+    """Plugin -> where it kept the run it could not fully deliver (its ``run_location`` answer
+    with ``delivered=False``)."""
+    if emitter.run is None or not manager.hook.wants("run_location"):
+        return {}
+    return {
+        name: location.where
+        for name, location in manager.collect("run_location", run=emitter.run)
+        if not getattr(location, "delivered", True)
+    }
 
 
 @dataclasses.dataclass
