@@ -86,7 +86,8 @@ def test_every_install_hint_printed_there_installs_from_the_checkout(
     assert result.returncode == 0, result.stderr
     hints = result.stdout.splitlines()
     assert sorted(hints) == [
-        f"pip install -e '{checkout}[{extra}]'" for extra in ("all", "mlflow", "plot", "ray")
+        f"pip install -e '{checkout}[{extra}]'"
+        for extra in ("all", "mlflow", "otel", "plot", "ray")
     ]
     for hint in hints:
         pasted = "python -m " + hint.replace("pip install", "pip install --dry-run --no-deps", 1)

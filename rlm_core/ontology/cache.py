@@ -28,11 +28,14 @@ _cards: dict[int, tuple[LoadedOntology, str]] = {}
 
 def cached_ontology(path: str | Path) -> LoadedOntology:
     """:func:`load_ontology`, parsed once per process while the file is unchanged."""
-    resolved = Path(path).expanduser().resolve()
+    # Loaded by the name it was given (a link named x.ttl says the format, and what it points to
+    # must be a regular file), keyed by what it resolves to.
+    given = Path(path).expanduser()
+    resolved = given.resolve()
     try:
         stat = resolved.stat()
     except OSError:
-        return load_ontology(resolved)  # raises the usual OntologyError
+        return load_ontology(given)  # raises the usual OntologyError
     key = (str(resolved), stat.st_size, stat.st_mtime_ns)
     with _lock:
         loaded = _entries.get(key)
@@ -44,7 +47,7 @@ def cached_ontology(path: str | Path) -> LoadedOntology:
         with _lock:
             loaded = _entries.get(key)
         if loaded is None:
-            loaded = load_ontology(resolved)
+            loaded = load_ontology(given)
             with _lock:
                 _entries[key] = loaded
                 _loading.pop(key, None)

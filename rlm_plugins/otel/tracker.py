@@ -49,9 +49,11 @@ __all__ = ["DeliveryCounts", "OtelTracker"]
 # Checked, not imported: a missing SDK makes the plugin unavailable, with the install hint.
 for _module in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"):
     if importlib.util.find_spec(_module) is None:
+        from rlm_core.install_hints import install_hint as _install_hint
+
         raise ImportError(
-            "the otel tracker needs opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http: "
-            "in the rlm-core checkout, pip install -e '.[otel]'",
+            "the otel tracker needs opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http; "
+            "install them with: " + _install_hint(extra="otel"),
             name=_module,
         )
 

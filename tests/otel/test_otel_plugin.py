@@ -15,6 +15,7 @@ from rlm_core import Settings
 from rlm_core.cli import main
 from rlm_core.plugins import get_plugin_manager
 from rlm_core.runlog import read_log
+from tests.helpers.paths import REPO
 from tests.mlflow.helpers import free_port
 from tests.otel.receiver import otlp_receiver
 
@@ -92,7 +93,7 @@ def test_without_the_sdk_it_is_unavailable_with_a_path_install_hint(
     (status,) = manager.statuses()
     assert status.state == "unavailable"
     assert status.reason is not None
-    assert "pip install -e '.[otel]'" in status.reason
+    assert status.reason.endswith(f"pip install -e '{REPO}[otel]'")
     assert "pip install 'rlm-core" not in status.reason
 
 
