@@ -1,10 +1,13 @@
 """The ``memory_metrics`` plugin: does procedural memory help? Measured per run, kept across runs.
 
-During a run the hooks only note what they see, in memory. When the run is over, ``run_metrics``
-reads the retrieved memories' text through the memory store's API, computes the run's metrics
-and returns them (the engine emits them as ``metrics`` to every tracker before any tracker's
-``run_end``); ``run_end`` appends the run to the plugin's own state file, which
-``rlm memory report`` reads. A replayed run (no ``run_metrics`` call) is measured at ``run_end``.
+During a run the hooks only note what they see, in memory; no hook reads or writes a file on
+the engine thread. When memories are retrieved, a reader thread fetches their text through the
+memory store's API while the run goes on. When the run is over, ``run_metrics`` takes that text
+(by then long read), computes the run's metrics and returns them (the engine emits them as
+``metrics`` to every tracker before any tracker's ``run_end``); ``run_end`` hands the run's row
+to a writer thread (:mod:`~rlm_plugins.memory_metrics.writer`) for the plugin's own state file,
+which ``rlm memory report`` reads once the tracker is flushed or closed (at the latest when the
+process exits). A replayed run (no ``run_metrics`` call) is measured on the writer thread.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
+from rlm_core.delivery import DeliveryStats
 from rlm_core.events import (
     Grade,
     Iteration,
@@ -28,7 +34,8 @@ from rlm_core.hookspecs import CommandAdder, RunLocation, hookimpl
 from rlm_core.logs import get_logger
 from rlm_plugins.memory_metrics.measure import PREFIX, Measurement, RunObservations, measure
 from rlm_plugins.memory_metrics.sources import MemoryReadError, MemoryText, read_memories
-from rlm_plugins.memory_metrics.state import RetrievalRow, RunRow, write_run
+from rlm_plugins.memory_metrics.state import RetrievalRow, RunRow
+from rlm_plugins.memory_metrics.writer import FLUSH_TIMEOUT, PendingRow, StateWriter
 
 __all__ = ["DEFAULT_DB", "DEFAULT_STATE", "MemoryMetricsTracker"]
 
@@ -36,6 +43,10 @@ DEFAULT_DB = "rlm-memory.db"
 DEFAULT_STATE = "rlm-memory-metrics.db"
 
 log = get_logger("rlm.memory_metrics")
+
+# Reads of retrieved memories' text, for every tracker of the process; the thread starts on
+# the first read.
+_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rlm-memory-metrics-read")
 
 
 class MemoryMetricsTracker:
@@ -45,7 +56,9 @@ class MemoryMetricsTracker:
         ``[memory] path``.
     :param state: this plugin's own file of per-run rows, read by ``rlm memory report``.
 
-    Relative paths are resolved against the working directory when the plugin is built.
+    Relative paths are resolved against the working directory when the plugin is built. Rows
+    are written by a worker thread: :meth:`flush` or :meth:`close` waits for them (at process
+    exit every tracker gets one bounded flush).
     """
 
     name = "memory_metrics"
@@ -65,19 +78,52 @@ class MemoryMetricsTracker:
         self.db = Path.cwd() / Path(db).expanduser()
         self.state = Path.cwd() / Path(state).expanduser()
         self._runs: dict[str, RunObservations] = {}
-        self._stored: set[str] = set()
+        self._texts_of: dict[str, Future[dict[str, MemoryText] | None]] = {}
+        self._writer = StateWriter(self.state)
         self._lock = threading.Lock()
+
+    @property
+    def stats(self) -> DeliveryStats:
+        """Rows handed to the writer: written (delivered), failed, dropped, still pending."""
+        return self._writer.stats
+
+    def flush(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the rows of the runs ended so far to be written
+        (or to fail, logged with the run id); True unless time ran out."""
+        return self._writer.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush (at most ``timeout`` seconds, default 15), then stop the writer thread; a row
+        still queued then is logged and counted as dropped. True when nothing was left behind."""
+        return self._writer.close(FLUSH_TIMEOUT if timeout is None else timeout)
 
     @hookimpl
     def run_location(self, run: RunInfo) -> RunLocation | None:
-        """Where the run's row went, for ``rlm run`` to print."""
-        if run.run_id not in self._stored:
+        """Where the run's row is, for ``rlm run`` to print: stored, still being written, or
+        not written (``delivered=False``, with the reason); None for a run not ended here."""
+        outcome = self._writer.outcome(run.run_id)
+        if outcome is None:
             return None
-        return RunLocation(f"{self.state} (rlm memory report --state {self.state})")
+        report = f"rlm memory report --state {self.state}"
+        if outcome.state == "stored":
+            return RunLocation(f"{self.state} ({report})")
+        if outcome.state == "pending":
+            return RunLocation(f"{self.state} (the run's row is being written; {report})")
+        return RunLocation(
+            f"{self.state}: the run's row was not written ({outcome.reason}); "
+            f"add it with: rlm replay RUN_LOG --to {self.name}",
+            delivered=False,
+        )
 
     @hookimpl
     def memory_retrieved(self, run: RunInfo, retrieval: MemoryRetrieval) -> None:
-        self._seen(run).retrieval = retrieval
+        seen = self._seen(run)
+        seen.retrieval = retrieval
+        if retrieval.items:
+            # Read now, on the reader thread, while the run goes on: run_metrics needs the text.
+            future = _reader.submit(self._texts, seen)
+            with self._lock:
+                self._texts_of[run.run_id] = future
 
     @hookimpl
     def iteration(self, run: RunInfo, step: Iteration) -> None:
@@ -108,7 +154,7 @@ class MemoryMetricsTracker:
     def run_metrics(self, run: RunInfo, result: RunResult) -> Mapping[str, float]:
         seen = self._seen(run)
         started = time.perf_counter()
-        seen.measurement = measure(seen, self._texts(seen), result.sparql)
+        seen.measurement = measure(seen, self._read_texts(run), result.sparql)
         log.debug("run %s: memory metrics took %.1f ms", run.run_id, _ms(started))
         return seen.measurement.values
 
@@ -116,9 +162,12 @@ class MemoryMetricsTracker:
     def run_end(self, run: RunInfo, result: RunResult) -> None:
         with self._lock:
             seen = self._runs.pop(run.run_id, None) or RunObservations()
-        measurement = seen.measurement or measure(seen, self._texts(seen), result.sparql)
-        write_run(self.state, _row(run, result, seen, measurement))
-        self._stored.add(run.run_id)
+
+        def build() -> RunRow:
+            measurement = seen.measurement or measure(seen, self._read_texts(run), result.sparql)
+            return _row(run, result, seen, measurement)
+
+        self._writer.submit(PendingRow(run.run_id, build))
 
     def _seen(self, run: RunInfo) -> RunObservations:
         seen = self._runs.get(run.run_id)
@@ -126,6 +175,19 @@ class MemoryMetricsTracker:
             with self._lock:
                 seen = self._runs.setdefault(run.run_id, RunObservations())
         return seen
+
+    def _read_texts(self, run: RunInfo) -> dict[str, MemoryText] | None:
+        """The text the reader thread fetched at retrieval (None, with a warning, when it could
+        not be read in :data:`~rlm_plugins.memory_metrics.writer.FLUSH_TIMEOUT` seconds)."""
+        with self._lock:
+            future = self._texts_of.pop(run.run_id, None)
+        if future is None:
+            return {}  # nothing retrieved, nothing to read
+        try:
+            return future.result(FLUSH_TIMEOUT)
+        except FutureTimeout:
+            log.warning("memory_metrics: reading %s took over %g s", self.db, FLUSH_TIMEOUT)
+            return None
 
     def _texts(self, seen: RunObservations) -> dict[str, MemoryText] | None:
         """The retrieved memories' text; None (with a warning) when it cannot be read."""

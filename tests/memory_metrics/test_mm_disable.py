@@ -49,6 +49,9 @@ def hook_names(model: str, options: CliOptions) -> list[str]:
         config=settings,
     )
     assert result.converged
+    for _, plugin in manager.list_name_plugin():
+        if isinstance(plugin, MemoryMetricsTracker):
+            assert plugin.close(), "its row was written"
     return recorder.hook_names()
 
 

@@ -88,13 +88,15 @@ def test_the_metrics_land_in_the_state_file_too(tmp_path: Path) -> None:
         extracted(),
     )
     recorder = RecordingPlugin()
+    tracker = MemoryMetricsTracker()
     result = scripted_run(
         model,
         memory_settings(tmp_path / "rlm-memory.db"),
-        MemoryMetricsTracker(),
+        tracker,
         recorder,
         question="Which superclass hierarchy declares the brewing properties?",
     )
+    assert tracker.close(), "the row was written"
     values = published(recorder)
     assert values[M + "success"] == 0.0
     assert values[M + "confidence"] == 0.6

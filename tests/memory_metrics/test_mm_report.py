@@ -95,6 +95,7 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(DEMO_ONTOLOGY, tea)
     order = [(g, i) for i in range(10) for g in GROUPS if i < g.runs]
     assert len(order) == 50
+    trackers = []
     for group, index in order:
         success = index < group.successes
         responses = [step(code) for code in group.code]
@@ -102,14 +103,16 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
             responses += [judged(success), extracted()]
         model = cassette(root / f"{group.name}-{success}.jsonl", *responses)
         settings = OFF if group.retrieve is None else memory_settings(db, retrieve=group.retrieve)
+        trackers.append(MemoryMetricsTracker(db=str(db), state=str(state)))
         result = scripted_run(
             model,
             settings,
-            MemoryMetricsTracker(db=str(db), state=str(state)),
+            trackers[-1],
             question=group.question,
             ontology=tea if group.ontology == "tea" else DEMO_ONTOLOGY,
         )
         assert result.converged, result.error
+    assert all(tracker.close() for tracker in trackers), "every run's row was written"
     assert sorted(path.name for path in root.iterdir() if path.suffix == ".db") == [
         "memory.db",
         "metrics.db",
