@@ -455,7 +455,7 @@ class _Prepared:
 
 def _prepare(path: Path) -> _Prepared:
     from rlm_core.ontology import OntologyError, OntologyTools
-    from rlm_core.ontology.cache import cached_ontology, cached_sense_card
+    from rlm_core.ontology.cache import cached_index, cached_ontology, cached_sense_card
 
     prepared = _Prepared()
     clock = time.perf_counter()
@@ -468,7 +468,7 @@ def _prepare(path: Path) -> _Prepared:
     finally:
         prepared.load_duration = time.perf_counter() - clock
     clock = time.perf_counter()
-    prepared.tools = OntologyTools(prepared.loaded)
+    prepared.tools = OntologyTools(prepared.loaded, derived=cached_index(prepared.loaded))
     prepared.index_duration = time.perf_counter() - clock
     clock = time.perf_counter()
     prepared.sense_card = cached_sense_card(prepared.loaded)
