@@ -9,16 +9,17 @@ in a row. Hooks nobody implements are bound to a no-op, so emitting them costs o
 from __future__ import annotations
 
 import functools
-import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from rlm_core.logs import get_logger
+
 __all__ = ["HookRelay", "PluginHealth", "guard", "noop"]
 
-error_log = logging.getLogger("rlm.plugins")
-trace_log = logging.getLogger("rlm.trace")
+error_log = get_logger("rlm.plugins")
+trace_log = get_logger("rlm.trace")
 
 
 class PluginHealth:
@@ -70,6 +71,10 @@ class PluginHealth:
                 hook,
                 type(exc).__name__,
                 exc,
+                plugin=self.name,
+                hook=hook,
+                error=f"{type(exc).__name__}: {exc}",
+                count=count,
                 exc_info=exc,
             )
         if block:
@@ -78,6 +83,10 @@ class PluginHealth:
                 self.name,
                 self.blocked_reason,
                 self.errors,
+                plugin=self.name,
+                hook=hook,
+                error=self.blocked_reason,
+                count=self.errors,
             )
 
 

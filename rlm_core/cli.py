@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NoReturn
 from rlm_core import __version__
 from rlm_core.commands.options import EXIT_USAGE
 from rlm_core.errors import RLMError
+from rlm_core.logs import configure_cli
 
 if TYPE_CHECKING:
     from rlm_core.plugins import PluginStatus
@@ -67,6 +68,12 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
         description="Run Recursive Language Model queries over RDF ontologies, observably.",
     )
     parser.add_argument("--version", action="version", version=f"rlm-core {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="more diagnostics: info lines, tracebacks of failing plugins, backends' chatter",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups = {}
     for module in _CORE:
@@ -83,6 +90,8 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rlm`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Before the plugins are loaded: their import failures are diagnostics too.
+    configure_cli(verbose_output=_verbose(argv))
     parser = build_parser(plugins=_needs_plugins(argv))
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
@@ -101,6 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``rlm runs show ... | head``): not an error of ours.
         sys.stderr.close()
         return 0
+
+
+def _verbose(argv: Sequence[str]) -> bool:
+    """``-v``/``--verbose`` before the command (where the parser accepts it)."""
+    for arg in argv:
+        if arg in ("-v", "--verbose"):
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
 
 
 def _needs_plugins(argv: Sequence[str]) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -253,6 +252,8 @@ def _find_config(
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # here: ``rlm --help`` imports this module and reads no file
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

@@ -13,17 +13,18 @@ from __future__ import annotations
 import atexit
 import collections
 import dataclasses
-import logging
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Generic, Literal, TypeVar
 
+from rlm_core.logs import get_logger
+
 __all__ = ["BackgroundDelivery", "DeliveryStats"]
 
 T = TypeVar("T")
-log = logging.getLogger("rlm.delivery")
+log = get_logger("rlm.delivery")
 
 _open_helpers: weakref.WeakSet[BackgroundDelivery[object]] = weakref.WeakSet()
 _EXIT_FLUSH_TIMEOUT = 5.0

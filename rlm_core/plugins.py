@@ -27,6 +27,7 @@ from rlm_core._fault_isolation import HookRelay, PluginHealth, guard, trace_log
 from rlm_core._thread_dispatch import DISPATCH_MODES, ThreadedDispatch
 from rlm_core.config import Selection, Settings
 from rlm_core.errors import PluginSelectionError
+from rlm_core.logs import get_logger
 
 __all__ = [
     "DISPATCH_KEY",
@@ -50,7 +51,7 @@ HOOK_NAMES: tuple[str, ...] = tuple(
 
 PluginState = Literal["enabled", "disabled", "unavailable", "blocked"]
 
-_log = logging.getLogger("rlm.plugins")
+_log = get_logger("rlm.plugins")
 
 _ambient: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
     "rlm_ambient_plugins", default=()
@@ -465,7 +466,14 @@ def _construct_and_register(
     except Exception as exc:
         candidate.state = "unavailable"
         candidate.reason = f"failed to start: {type(exc).__name__}: {exc}"
-        _log.warning("plugin %r is unavailable: %s", candidate.name, candidate.reason)
+        if not candidate.explicit:  # asked for by name, it is an error, said once by the caller
+            _log.warning(
+                "plugin %r is unavailable: %s",
+                candidate.name,
+                candidate.reason,
+                plugin=candidate.name,
+                error=candidate.reason,
+            )
 
 
 def _default_name(plugin: object) -> str:
@@ -487,8 +495,9 @@ def _unique_name(manager: PluginManager, name: str) -> str:
 
 def _ensure_trace_output() -> None:
     """Make ``RLM_TRACE_PLUGINS=1`` visible even when the application configured no logging."""
-    if not trace_log.handlers and not logging.getLogger().handlers:
+    stdlib = trace_log.stdlib
+    if not stdlib.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("rlm trace: %(message)s"))
-        trace_log.addHandler(handler)
-    trace_log.setLevel(logging.INFO)
+        stdlib.addHandler(handler)
+    stdlib.setLevel(logging.INFO)

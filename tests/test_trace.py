@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rlm_core import ConfigError, RunInfo, Settings, hookimpl, run
+from rlm_core import ConfigError, RunInfo, Settings, hookimpl, load_settings, run
 from rlm_core.config import MemorySettings
 from rlm_core.engine.cassette import Response
 from rlm_core.events import Event, LLMCall, RunResult, Setup, ToolCall
@@ -20,6 +20,8 @@ from rlm_core.testing import (
     TraceError,
     capture_events,
     check_trace,
+    scripted_step,
+    scripted_sub,
     span_children,
     write_cassette,
 )
@@ -314,3 +316,44 @@ def test_steps_that_never_ran_their_code_still_close_their_spans(in_tmp: Path) -
     assert second.error is not None
     assert second.error.startswith("the step's LM call failed: ")
     assert result.iterations == 2
+
+
+def test_batched_sub_lm_calls_hang_under_their_step(in_tmp: Path) -> None:
+    """``llm_query_batched`` runs its calls on a thread pool: each finds the step as parent."""
+    cassette = write_cassette(
+        in_tmp / "batched.jsonl",
+        [
+            scripted_step("Ask three at once.", "print(llm_query_batched(['a', 'b', 'c']))"),
+            scripted_sub("one"),
+            scripted_sub("two"),
+            scripted_sub("three"),
+            scripted_step("Done.", "SUBMIT(answer='done', sparql='', evidence=[])"),
+        ],
+    )
+    with capture_events() as events:
+        result = run(
+            "q", DEMO_ONTOLOGY, model=f"scripted:{cassette}", trackers=[], config=NO_MEMORY
+        )
+    assert result.converged, result.error
+    recorded = events.events()
+    check_trace(recorded)
+    assert shape(recorded)[1][1] == (
+        "iteration 0",
+        [("llm_call root depth=0", []), *[("llm_call sub depth=1", [])] * 3],
+    )
+
+
+def test_capture_content_is_a_setting_of_file_and_environment(in_tmp: Path) -> None:
+    assert load_settings().capture_content is True
+    assert load_settings(env={"RLM_CAPTURE_CONTENT": "0"}).capture_content is False
+    (in_tmp / "rlm.toml").write_text("[rlm]\ncapture_content = false\n", encoding="utf-8")
+    assert load_settings().capture_content is False
+
+
+def test_without_content_lm_calls_keep_their_numbers_but_no_text(in_tmp: Path) -> None:
+    _, events = demo(config=Settings(capture_content=False))
+    calls = [event for event in events if isinstance(event, LLMCall)]
+    assert calls
+    assert all(call.messages == () and call.output is None for call in calls)
+    assert all(call.prompt_tokens for call in calls)
+    assert {call.finish_reason for call in calls} == {"stop"}

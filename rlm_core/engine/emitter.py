@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import logging
 import threading
 from collections.abc import Mapping
 from datetime import datetime
@@ -21,11 +20,12 @@ from typing import Any, TypeVar
 from rlm_core._spans import SpanContext, new_span_id, new_trace_id
 from rlm_core.events import Event, RunInfo, RunResult, utc_now
 from rlm_core.hookspecs import PAYLOAD_ARGUMENTS
+from rlm_core.logs import get_logger
 from rlm_core.plugins import PluginManager
 
 __all__ = ["RunEmitter"]
 
-_log = logging.getLogger("rlm.engine")
+_log = get_logger("rlm.engine")
 
 E = TypeVar("E", bound=Event)
 

@@ -12,7 +12,6 @@ DSPy and rdflib are imported inside :func:`run`, so importing ``rlm_core`` stays
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import secrets
 import time
@@ -45,6 +44,7 @@ from rlm_core.events import (
     Setup,
     utc_now,
 )
+from rlm_core.logs import get_logger
 from rlm_core.plugins import PluginManager, get_plugin_manager
 
 __all__ = ["GradeFunction", "new_run_id", "run"]
@@ -53,7 +53,7 @@ GradeFunction = Callable[[str | None, str | None, str | None], Mapping[str, Any]
 """``(answer, sparql, error) -> Grade fields`` (task, success, score, checks): how ``rlm eval``
 grades a run before ``run_end``."""
 
-log = logging.getLogger("rlm.run")
+log = get_logger("rlm.run")
 
 
 def new_run_id() -> str:

@@ -9,7 +9,6 @@ and returns them (the engine emits them as ``metrics`` to every tracker before a
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from rlm_core.events import (
     RunResult,
 )
 from rlm_core.hookspecs import CommandAdder, RunLocation, hookimpl
+from rlm_core.logs import get_logger
 from rlm_plugins.memory_metrics.measure import PREFIX, Measurement, RunObservations, measure
 from rlm_plugins.memory_metrics.sources import MemoryReadError, MemoryText, read_memories
 from rlm_plugins.memory_metrics.state import RetrievalRow, RunRow, write_run
@@ -35,7 +35,7 @@ __all__ = ["DEFAULT_DB", "DEFAULT_STATE", "MemoryMetricsTracker"]
 DEFAULT_DB = "rlm-memory.db"
 DEFAULT_STATE = "rlm-memory-metrics.db"
 
-log = logging.getLogger("rlm.memory_metrics")
+log = get_logger("rlm.memory_metrics")
 
 
 class MemoryMetricsTracker:

@@ -25,6 +25,7 @@ from rlm_plugins.mlflow.location import (
     DEFAULT_TRACKING_URI,
     check_reachable,
     is_server,
+    quiet_mlflow_logging,
     sqlite_path,
 )
 from rlm_plugins.mlflow.writer import HEALTH_TIMEOUT, RUN_ID_TAG
@@ -216,6 +217,7 @@ def _tracking_uri(args: argparse.Namespace) -> str:
 def _client(args: argparse.Namespace) -> Any:
     """A client for the store, once it is known to be there (MLflow would create an empty
     SQLite store, or retry a dead server for minutes)."""
+    quiet_mlflow_logging()
     uri = _tracking_uri(args)
     database = sqlite_path(uri)
     if database is not None and not database.is_file():

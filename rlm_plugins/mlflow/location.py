@@ -9,9 +9,10 @@ changes directory (or a worker thread) cannot end up writing to a second store.
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
+import os
 from pathlib import Path
+
+from rlm_core.logs import verbose
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -19,6 +20,7 @@ __all__ = [
     "artifact_location_for",
     "check_reachable",
     "is_server",
+    "quiet_mlflow_logging",
     "resolve_artifact_location",
     "resolve_tracking_uri",
     "sqlite_path",
@@ -70,6 +72,9 @@ def check_reachable(uri: str, timeout: float) -> None:
 
     MLflow's own client retries a refused connection for minutes; this fails in one attempt.
     """
+    import urllib.error  # here, not at the top: ``rlm --help`` imports this module
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
             response.read()
@@ -80,3 +85,11 @@ def check_reachable(uri: str, timeout: float) -> None:
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ConnectionError(f"MLflow server {uri} is unreachable: {reason}") from None
+
+
+def quiet_mlflow_logging() -> None:
+    """Keep MLflow's INFO lines (database creation, migrations) off the terminal unless rlm runs
+    verbose (``rlm -v``, ``RLM_TRACE_PLUGINS=1``). Takes effect when mlflow is first imported; an
+    explicit ``MLFLOW_LOGGING_LEVEL`` wins."""
+    if not verbose():
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import logging
 import re
 import string
 import threading
@@ -41,6 +40,7 @@ from rlm_core.events import (
     utc_now,
 )
 from rlm_core.hookspecs import CommandAdder, RunLocation, hookimpl
+from rlm_core.logs import get_logger
 from rlm_core.runlog import MetricsPoint, run_log_text
 from rlm_plugins.mlflow.evals import EvalRuns
 from rlm_plugins.mlflow.location import (
@@ -48,6 +48,7 @@ from rlm_plugins.mlflow.location import (
     DEFAULT_TRACKING_URI,
     artifact_location_for,
     is_server,
+    quiet_mlflow_logging,
     resolve_artifact_location,
     resolve_tracking_uri,
 )
@@ -76,7 +77,7 @@ if importlib.util.find_spec("mlflow") is None:
     )
 
 
-log = logging.getLogger("rlm.mlflow")
+log = get_logger("rlm.mlflow")
 
 _PLACEHOLDERS = ("run_id", "date", "ontology")
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
@@ -133,6 +134,7 @@ class MlflowTracker:
         spool_dir: str = "mlflow-spool",
     ) -> None:
         cwd = Path.cwd()
+        quiet_mlflow_logging()
         self.tracking_uri = resolve_tracking_uri(tracking_uri, cwd)
         _check_str("experiment", experiment)
         _check_template("run_name", run_name)
@@ -214,8 +216,7 @@ class MlflowTracker:
 
     @hookimpl
     def setup(self, run: RunInfo, setup: Setup) -> None:
-        """Kept for the run log this tracker uploads (event for event what the run emitted)."""
-        self._state(run).events.append(setup)
+        self._state(run).events.append(setup)  # for the run log it uploads
 
     @hookimpl
     def memory_retrieved(self, run: RunInfo, retrieval: MemoryRetrieval) -> None:

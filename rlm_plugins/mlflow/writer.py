@@ -10,7 +10,6 @@ tracker keeps its events in a spool file for ``rlm replay``.
 
 from __future__ import annotations
 
-import logging
 import posixpath
 import re
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 from rlm_core import __version__
 from rlm_core._redact import Redactor
 from rlm_core.events import RunInfo
+from rlm_core.logs import get_logger
 from rlm_plugins.mlflow import evals, traces
 from rlm_plugins.mlflow.location import check_reachable, is_server
 from rlm_plugins.mlflow.records import (
@@ -36,7 +36,7 @@ from rlm_plugins.mlflow.records import (
 
 __all__ = ["COMPLETE_TAG", "RUN_ID_TAG", "DeliveryError", "MlflowWriter", "truncate"]
 
-log = logging.getLogger("rlm.mlflow")
+log = get_logger("rlm.mlflow")
 
 RUN_ID_TAG = "rlm.run_id"
 COMPLETE_TAG = "rlm.complete"
