@@ -121,7 +121,7 @@ class MemoryMetricsTracker:
         seen.retrieval = retrieval
         if retrieval.items:
             # Read now, on the reader thread, while the run goes on: run_metrics needs the text.
-            future = _reader.submit(self._texts, seen)
+            future = _reader.submit(self._texts, seen, run)
             with self._lock:
                 self._texts_of[run.run_id] = future
 
@@ -186,16 +186,24 @@ class MemoryMetricsTracker:
         try:
             return future.result(FLUSH_TIMEOUT)
         except FutureTimeout:
-            log.warning("memory_metrics: reading %s took over %g s", self.db, FLUSH_TIMEOUT)
+            log.warning(
+                "memory_metrics: run %s: reading its memories took over %g s",
+                run.run_id,
+                FLUSH_TIMEOUT,
+            )
             return None
 
-    def _texts(self, seen: RunObservations) -> dict[str, MemoryText] | None:
-        """The retrieved memories' text; None (with a warning) when it cannot be read."""
+    def _texts(self, seen: RunObservations, run: RunInfo) -> dict[str, MemoryText] | None:
+        """The retrieved memories' text; None (with a warning) when it cannot be read.
+
+        A run of ``rlm eval`` names its own memory database in the ``eval.memory_db`` tag (each
+        lane of an eval has one); other runs use ``db``."""
         if seen.retrieval is None or not seen.retrieval.items:
             return {}
         ids = [hit.memory_id for hit in seen.retrieval.items]
+        database = Path(run.tags["eval.memory_db"]) if "eval.memory_db" in run.tags else self.db
         try:
-            texts = read_memories(self.db, ids)
+            texts = read_memories(database, ids)
         except MemoryReadError as exc:
             log.warning("memory_metrics: %s; set [plugins.memory_metrics] db", exc)
             return None
@@ -203,7 +211,7 @@ class MemoryMetricsTracker:
         if missing:
             log.warning(
                 "memory_metrics: %s has no memories %s; is it the [memory] path of the run?",
-                self.db,
+                database,
                 ", ".join(missing),
             )
             return None
