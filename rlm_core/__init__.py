@@ -6,6 +6,7 @@ anything not listed here or in a submodule's own ``__all__``, may change without
 
 from __future__ import annotations
 
+from rlm_core._flush import flush
 from rlm_core._publish import publish_metrics
 from rlm_core.config import CliOptions, Settings, load_settings
 from rlm_core.engine import run
@@ -47,6 +48,7 @@ __all__ = [
     "ToolCall",
     "__version__",
     "event_from_dict",
+    "flush",
     "get_plugin_manager",
     "hookimpl",
     "load_settings",

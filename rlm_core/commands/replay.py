@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rlm_core._flush import settle
 from rlm_core.commands.options import EXIT_OK, EXIT_RUN_FAILED
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.errors import RLMError
@@ -29,8 +30,9 @@ def register(commands: Any) -> None:
         help="re-emit JSONL run logs through trackers (e.g. to backfill MLflow)",
         description="Read run logs written by the jsonl tracker and emit their events, in "
         "order, through the trackers named with --to only. Bad lines are reported (file:line) "
-        "and skipped. Exit code 0: everything replayed; 1: some lines or tracker calls failed; "
-        "2: usage error.",
+        "and skipped. The input files are only read. Exit code 0: everything replayed and "
+        "delivered; 1: some lines or tracker calls failed, or some events did not reach a "
+        "tracker (which says where they are kept); 2: usage error.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="JSONL run logs")
     parser.add_argument(
@@ -58,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
             runs.add((log.path, kwargs["run"].run_id))
             events += 1
 
+    plugins = [plugin for _, plugin in manager.list_name_plugin()]
+    settle(plugins)
+    undelivered = _undelivered(manager, sorted(runs))
+    for name, run_id, where in undelivered:
+        print(f"rlm: replay: run {run_id} did not reach {name!r}; kept in {where}", file=sys.stderr)
+
     problems = [problem for log in logs for problem in log.problems]
     for problem in problems:
         print(f"rlm: replay: {problem}", file=sys.stderr)
@@ -72,9 +80,27 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"Replayed {len(runs)} run(s), {events} event(s) from {len(logs)} file(s) into "
         f"{', '.join(dict.fromkeys(args.to))}; {len(problems)} problem(s)"
+        + (f"; {len(undelivered)} run(s) not delivered" if undelivered else "")
         + (f"; {truncated} line(s) had fields cut when written" if truncated else "")
     )
-    return EXIT_RUN_FAILED if problems or failing else EXIT_OK
+    return EXIT_RUN_FAILED if problems or failing or undelivered else EXIT_OK
+
+
+def _undelivered(
+    manager: PluginManager, runs: list[tuple[Path, str]]
+) -> list[tuple[str, str, str]]:
+    """``(tracker, run id, where the events are)`` for each run a tracker says it did not
+    deliver, through the optional ``undelivered(run_id)`` attribute of the contract."""
+    found = []
+    for name, plugin in manager.list_name_plugin():
+        ask = getattr(plugin, "undelivered", None)
+        if not callable(ask):
+            continue
+        for run_id in dict.fromkeys(run_id for _, run_id in runs):
+            where = ask(run_id)
+            if where:
+                found.append((name, run_id, str(where)))
+    return found
 
 
 def _refuse_duplicates(manager: PluginManager, logs: list[RunLog]) -> None:

@@ -94,6 +94,7 @@ def _execute(args: argparse.Namespace, question: str, ontology: Path, record: st
         record=record,
         manager=manager,
     )
+    undelivered = _deliver(manager, result.run_id, status=not args.json and sys.stderr.isatty())
     if args.json:
         import orjson
 
@@ -101,7 +102,28 @@ def _execute(args: argparse.Namespace, question: str, ontology: Path, record: st
         sys.stdout.write("\n")
     else:
         _print_result(result, _locations(manager, result.run_id))
-    return EXIT_OK if result.converged else EXIT_RUN_FAILED
+    return EXIT_OK if result.converged and not undelivered else EXIT_RUN_FAILED
+
+
+def _deliver(manager: Any, run_id: str, *, status: bool) -> list[str]:
+    """Wait (bounded, each tracker by its own timeout) until the trackers delivered the run,
+    with a status line on a terminal; the names of trackers that say they did not."""
+    from rlm_core._flush import settle
+
+    if status:
+        sys.stderr.write("Delivering the run to the trackers…")
+        sys.stderr.flush()
+    plugins = [plugin for _, plugin in manager.list_name_plugin()]
+    settle(plugins)
+    if status:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+    missing = []
+    for name, plugin in manager.list_name_plugin():
+        ask = getattr(plugin, "undelivered", None)
+        if callable(ask) and ask(run_id):
+            missing.append(name)
+    return missing
 
 
 def _parse_tags(pairs: list[str]) -> dict[str, str]:

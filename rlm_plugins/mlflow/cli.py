@@ -19,6 +19,7 @@ from typing import Any
 from rlm_core.commands.options import EXIT_OK, EXIT_USAGE
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.errors import RLMError
+from rlm_plugins.mlflow.imports import load_mlflow
 from rlm_plugins.mlflow.location import check_reachable, is_server, sqlite_path
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -224,6 +225,7 @@ def _client(args: argparse.Namespace) -> Any:
             check_reachable(uri, _HEALTH_TIMEOUT)
         except ConnectionError as exc:
             raise MlflowCommandError(str(exc)) from None
+    load_mlflow()
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)

@@ -11,7 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeAlias
 
-from rlm_core.events import RunInfo
+from rlm_core.events import Event, RunInfo
+from rlm_plugins.mlflow.spool import MetricsCall
 
 __all__ = [
     "Artifact",
@@ -36,9 +37,12 @@ def millis(moment: datetime) -> int:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Start:
-    """Find or create the MLflow run of ``run``, with its params and tags."""
+    """Find or create the MLflow run of ``run``, named ``run_name``, with its params and tags
+    (``tags``: the tracker's configured ones)."""
 
     run: RunInfo
+    run_name: str
+    tags: tuple[tuple[str, str], ...] = ()
 
     @property
     def run_id(self) -> str:
@@ -73,11 +77,18 @@ class LogFile:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class End:
-    """End the MLflow run with ``status`` at ``end_time`` (ms) and mark it complete."""
+    """End the MLflow run with ``status`` at ``end_time`` (ms), describe it, and mark it
+    complete. ``events`` are the run's hook calls: spooled if the run did not fully arrive."""
 
-    run_id: str
+    run: RunInfo
     status: str
     end_time: int
+    description: str
+    events: tuple[Event | MetricsCall, ...]
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
+from rlm_plugins.mlflow.imports import load_mlflow
 from rlm_plugins.mlflow.location import resolve_tracking_uri
 
 __all__ = ["TRACE_RUN_ID_KEY", "DspyTraces", "link"]
@@ -60,6 +61,7 @@ class DspyTraces:
             )
 
     def _start(self, run_id: str) -> None:
+        load_mlflow()
         import mlflow
 
         if not self._check(mlflow.get_tracking_uri()):

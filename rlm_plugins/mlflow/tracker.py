@@ -1,11 +1,12 @@
 """The MLflow tracker: one MLflow run per rlm run, with params, step metrics, tags and artifacts.
 
-Hooks run on the engine thread and only build small records for a
-:class:`~rlm_core.delivery.BackgroundDelivery` worker, which makes every MLflow call
-(:mod:`rlm_plugins.mlflow.writer`). ``run_end`` waits for the worker at most
-``flush_timeout`` seconds; what did not reach MLflow by then is kept in a spool file that
-``rlm replay FILE --to mlflow`` sends later. Importing this module does not import mlflow (it
-only checks that mlflow is installed), so listing plugins stays fast.
+Hooks run on the engine thread and only build small records for the store's shared worker
+(:mod:`rlm_plugins.mlflow.channel`), which makes every MLflow call
+(:mod:`rlm_plugins.mlflow.writer`). ``run_end`` hands over the last records and returns;
+``flush(timeout)`` (``rlm_core.flush``, and ``rlm run`` before it prints where the run went)
+waits for them. A run that did not reach MLflow is kept in a spool file that ``rlm replay FILE
+--to mlflow`` sends later. Importing this module does not import mlflow (it only checks that
+mlflow is installed), so listing plugins stays fast.
 """
 
 from __future__ import annotations
@@ -14,23 +15,16 @@ import dataclasses
 import importlib.util
 import json
 import logging
-import math
-import re
 import string
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from rlm_core import __version__
-from rlm_core._redact import Redactor
-from rlm_core.delivery import BackgroundDelivery
 from rlm_core.events import (
-    SCHEMA_VERSION,
     Event,
     Iteration,
-    JSONValue,
     Judgment,
     LLMCall,
     MemoryExtraction,
@@ -41,6 +35,7 @@ from rlm_core.events import (
     utc_now,
 )
 from rlm_core.hookspecs import hookimpl
+from rlm_plugins.mlflow.channel import Channel, Spooled, channel_for
 from rlm_plugins.mlflow.location import (
     artifact_location_for,
     is_server,
@@ -58,8 +53,9 @@ from rlm_plugins.mlflow.records import (
     Values,
     millis,
 )
+from rlm_plugins.mlflow.spool import MetricsCall, file_name_safe
 from rlm_plugins.mlflow.traces import DspyTraces
-from rlm_plugins.mlflow.writer import MlflowWriter
+from rlm_plugins.mlflow.writer import describe
 
 __all__ = ["MlflowTracker"]
 
@@ -73,19 +69,8 @@ if importlib.util.find_spec("mlflow") is None:
 
 log = logging.getLogger("rlm.mlflow")
 
-_PLACEHOLDERS = ("run_id", "date", "ontology")
-_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-# How long the worker waits for the jsonl tracker to finish a log before uploading it.
-JSONL_WAIT = 2.0
-
-
-@dataclasses.dataclass(frozen=True)
-class _MetricsCall:
-    """A ``metrics`` hook call, kept for the spool file (it has no event class)."""
-
-    values: dict[str, float]
-    step: int | None
-    timestamp: datetime
+_PLACEHOLDERS = ("run_id", "date", "ontology", "question")
+_QUESTION_CHARS = 60
 
 
 @dataclasses.dataclass
@@ -93,7 +78,7 @@ class _RunState:
     """What the engine thread keeps per run: its events (for the spool) and step counters."""
 
     run: RunInfo
-    events: list[Event | _MetricsCall]
+    events: list[Event | MetricsCall]
     step_llm_calls: int = 0
     step_prompt_tokens: int = 0
     step_completion_tokens: int = 0
@@ -110,12 +95,16 @@ class MlflowTracker:
     :param experiment: experiment name, created on first use.
     :param artifact_location: artifact root when the experiment is created; default
         ``mlartifacts/`` beside a SQLite store, the server's choice for a tracking server.
-    :param run_name: template with ``{ontology}``, ``{run_id}``, ``{date}``.
+    :param run_name: template with ``{question}`` (its first 60 characters), ``{ontology}``,
+        ``{run_id}``, ``{date}``; what differs between runs first, so a cut name still tells
+        runs apart.
     :param tags: extra tags on every run.
-    :param flush_timeout: seconds ``run_end`` waits for the data to reach MLflow.
+    :param flush_timeout: seconds ``flush`` (and the exit) waits for the data to reach MLflow;
+        creating a new SQLite store is not counted.
     :param log_traces: turn on MLflow's DSPy autologging during runs (off by default).
-    :param jsonl_path: where the jsonl tracker writes the run's log (same placeholders); it is
-        uploaded as an artifact when it exists.
+    :param jsonl_path: where the jsonl tracker writes the run's log, relative to the working
+        directory (``{run_id}``, ``{date}``, ``{ontology}``; no ``..``, absolute path or ``~``);
+        it is uploaded as an artifact when it exists.
     :param spool_dir: where the events of runs that did not reach MLflow are kept.
     """
 
@@ -126,7 +115,7 @@ class MlflowTracker:
         tracking_uri: str = "sqlite:///mlflow.db",
         experiment: str = "rlm",
         artifact_location: str | None = None,
-        run_name: str = "{ontology}-{run_id}",
+        run_name: str = "{question} · {ontology} · {run_id}",
         tags: Mapping[str, str] | None = None,
         flush_timeout: float = 10.0,
         log_traces: bool = False,
@@ -138,6 +127,7 @@ class MlflowTracker:
         _check_str("experiment", experiment)
         _check_template("run_name", run_name)
         _check_template("jsonl_path", jsonl_path)
+        _check_relative("jsonl_path", jsonl_path)
         _check_str("spool_dir", spool_dir)
         extra_tags = _check_tags(tags or {})
         if isinstance(flush_timeout, bool) or not isinstance(flush_timeout, int | float):
@@ -155,50 +145,81 @@ class MlflowTracker:
         self._cwd = cwd
         self._jsonl_path = jsonl_path
         self._spool_dir = cwd / Path(spool_dir).expanduser()
-        self._redactor = Redactor.from_environment()
-        self._writer = MlflowWriter(
-            tracking_uri=self.tracking_uri,
-            experiment=experiment,
-            artifact_location=artifact_location or artifact_location_for(self.tracking_uri),
-            run_name=lambda run: _fill(self._run_name, run, safe=False),
-            tags=extra_tags,
-            redactor=self._redactor,
-            jsonl_wait=JSONL_WAIT,
-        )
-        self._delivery: BackgroundDelivery[Record] = BackgroundDelivery(
-            self._writer.deliver,
-            name="rlm-mlflow",
-            batch_size=500,
-            when_full="drop",
-            exit_timeout=self.flush_timeout,
-            # Every log_batch is a commit: gather a second's worth (run_end flushes at once).
-            linger=1.0,
-            on_drop=self._dropped,
-        )
-        self._traces = (
-            DspyTraces(self.tracking_uri, self._writer, self.flush_timeout) if log_traces else None
-        )
+        self._artifact_location = artifact_location or artifact_location_for(self.tracking_uri)
+        self._tags = tuple(extra_tags.items())
+        self._log_traces = log_traces
+        self._channel_: Channel | None = None
+        self._traces_: DspyTraces | None = None
         self._runs: dict[str, _RunState] = {}
         self._ended: set[str] = set()
-        self._spooled: dict[str, Path] = {}
         self._lock = threading.Lock()
 
+    @property
+    def _channel(self) -> Channel:
+        """The store's shared worker, found (or started) on first use, not when constructed."""
+        if self._channel_ is None:
+            self._channel_ = channel_for(
+                tracking_uri=self.tracking_uri,
+                experiment=self.experiment,
+                artifact_location=self._artifact_location,
+                spool_dir=self._spool_dir,
+                flush_timeout=self.flush_timeout,
+            )
+            if self._log_traces:
+                self._traces_ = DspyTraces(
+                    self.tracking_uri, self._channel_.writer, self.flush_timeout
+                )
+        return self._channel_
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until what this tracker handed over reached MLflow or was spooled (at most
+        ``timeout`` seconds, default ``flush_timeout``; creating the store is not counted).
+        True when nothing is left on its way."""
+        if self._channel_ is None:
+            return True
+        return self._channel_.flush(self.flush_timeout if timeout is None else timeout)
+
     def close(self, timeout: float | None = None) -> bool:
-        """Deliver what is still queued (the JSONL log upload, trace links; at most ``timeout``
-        seconds, default ``flush_timeout``) and stop the worker thread. True when nothing was
-        left behind. Without it, the worker is flushed once at process exit."""
-        return self._delivery.close(self.flush_timeout if timeout is None else timeout)
+        """Flush, then spool what is still on its way, saying it was not delivered within the
+        time. The shared worker stays for other trackers of the store (it ends at exit). True
+        when nothing was left behind."""
+        wait = self.flush_timeout if timeout is None else timeout
+        if self._channel_ is None:
+            return True
+        flushed = self._channel_.flush(wait)
+        if not flushed:
+            self._channel_.give_up(self._ended, f"not delivered within {wait:g} s")
+        return flushed
+
+    def undelivered(self, run_id: str) -> str | None:
+        """None when the run is in MLflow; else where its undelivered events are kept (or that
+        they are still on their way)."""
+        if self._channel_ is None:
+            return None
+        outcome = self._channel_.outcomes.get(run_id)
+        if isinstance(outcome, Spooled):
+            return f"{outcome.path} ({outcome.reason})"
+        if self._channel_.pending(run_id):
+            return f"still on its way to {self.tracking_uri}; spooled to {self._spool_dir} at exit"
+        return None
 
     def output_location(self, run_id: str) -> str | None:
-        """Where the run went, for ``rlm run`` to print."""
-        spool = self._spooled.get(run_id)
-        if spool is not None:
-            return f"{spool} (MLflow was unreachable; send it with: rlm replay {spool} --to mlflow)"
-        mlflow_id = self._writer.mlflow_ids.get(run_id)
-        if mlflow_id is None:
+        """Where the run went, for ``rlm run`` to print (after a flush)."""
+        if self._channel_ is None:
             return None
+        outcome = self._channel_.outcomes.get(run_id)
+        if isinstance(outcome, Spooled):
+            return (
+                f"{outcome.path} (not in MLflow: {outcome.reason}; "
+                f"send it with: rlm replay {outcome.path} --to mlflow)"
+            )
+        if outcome is None:
+            if self._channel_.pending(run_id):
+                return f"not delivered to {self.tracking_uri} yet (still on its way)"
+            return None
+        mlflow_id = outcome.mlflow_id
         if is_server(self.tracking_uri):
-            experiment_id = self._writer.experiment_id
+            experiment_id = self._channel_.writer.experiment_id
             return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{mlflow_id}"
         return f"{self.tracking_uri} (experiment {self.experiment!r}, run {mlflow_id})"
 
@@ -280,7 +301,7 @@ class MlflowTracker:
         """Published numbers, names as given. The hook carries no timestamp, so the points get
         the run's start time: a replay then reproduces them exactly."""
         state = self._state(run)
-        state.events.append(_MetricsCall(dict(values), step, utc_now()))
+        state.events.append(MetricsCall(dict(values), step, utc_now()))
         at, index = millis(run.timestamp), step or 0
         self._values(run, *((name, value, at, index) for name, value in values.items()))
 
@@ -312,24 +333,17 @@ class MlflowTracker:
         if result.evidence is not None:
             evidence = json.dumps(result.evidence, indent=2, ensure_ascii=False)
             records.append(Artifact(run.run_id, "evidence.json", evidence))
-        records.append(End(run.run_id, _status(result), at))
-        traced = self._traces is not None and self._traces.covers(run.run_id)
+        traced = self._traces_ is not None and self._traces_.covers(run.run_id)
         try:
             for record in records:
                 self._submit(record)
-            if self._traces is not None:
-                self._traces.end(run.run_id)
-            delivered = self._delivery.flush(self.flush_timeout)
-            reason = self._writer.failures.get(run.run_id)
-            if reason is None and not delivered:
-                reason = f"not delivered within flush_timeout ({self.flush_timeout:g} s)"
-            if reason is not None:
-                self._spool(state, reason)
-            # Not waited for: the jsonl tracker may write its run_end line after this returns,
-            # and MLflow exports traces in the background (seconds, for a long trace).
+            if self._traces_ is not None:
+                self._traces_.end(run.run_id)
             self._submit(LogFile(run.run_id, self._jsonl_file(run)))
             if traced:
                 self._submit(LinkTraces(run.run_id))
+            description = describe(run.question, result.answer)
+            self._submit(End(run, _status(result), at, description, tuple(state.events)))
         finally:
             with self._lock:
                 self._runs.pop(run.run_id, None)
@@ -352,9 +366,9 @@ class MlflowTracker:
                 return _RunState(run, [])
             state = _RunState(run, [run])
             self._runs[run.run_id] = state
-            self._submit(Start(run))
-        if self._traces is not None:
-            self._traces.start(run.run_id)
+            self._submit(Start(run, _fill(self._run_name, run, safe=False), self._tags))
+        if self._traces_ is not None:
+            self._traces_.start(run.run_id)
         return state
 
     def _jsonl_file(self, run: RunInfo) -> Path:
@@ -364,41 +378,7 @@ class MlflowTracker:
         self._submit(Values(run.run_id, _points(points)))
 
     def _submit(self, record: Record) -> None:
-        self._delivery.submit(record)
-
-    def _dropped(self, records: list[Record]) -> None:
-        for record in records:
-            self._writer.fail(record.run_id, "the delivery queue was full or closed")
-
-    def _spool(self, state: _RunState, reason: str) -> None:
-        """Write the run's events as a JSONL run log that ``rlm replay`` reads, and say so."""
-        run = state.run
-        path = self._spool_dir / f"{_file_name_safe(run.run_id)}.jsonl"
-        header: dict[str, JSONValue] = {
-            "record": "header",
-            "schema_version": SCHEMA_VERSION,
-            "rlm_core_version": __version__,
-            "run": run.to_dict(),
-        }
-        lines = [header, *(_serialize(event, run.run_id) for event in state.events)]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as handle:
-            for line in lines:
-                redacted = self._redactor.json(line)
-                handle.write(json.dumps(redacted, ensure_ascii=False, allow_nan=False) + "\n")
-        self._spooled[run.run_id] = path
-        jsonl = self._jsonl_file(run)
-        also = f" (the jsonl log {jsonl} has them too)" if jsonl.is_file() else ""
-        log.warning(
-            "mlflow: run %s did not fully reach %s (%s); its events are kept in %s%s. "
-            "Send them later with: rlm replay %s --to mlflow",
-            run.run_id,
-            self.tracking_uri,
-            reason,
-            path,
-            also,
-            path,
-        )
+        self._channel.submit(record)
 
 
 def _points(points: Any) -> tuple[MetricPoint, ...]:
@@ -414,32 +394,27 @@ def _status(result: RunResult) -> str:
     return "FAILED"
 
 
-def _serialize(event: Event | _MetricsCall, run_id: str) -> dict[str, JSONValue]:
-    if isinstance(event, Event):
-        return event.to_dict()
-    return {
-        "event": "metrics",
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "values": {
-            name: value if math.isfinite(value) else None for name, value in event.values.items()
-        },
-        "step": event.step,
-        "timestamp": event.timestamp.isoformat(),
-    }
-
-
 def _fill(template: str, run: RunInfo, *, safe: bool) -> str:
-    clean = _file_name_safe if safe else str
+    clean = file_name_safe if safe else str
+    question = " ".join(run.question.split())
+    if len(question) > _QUESTION_CHARS:
+        question = question[: _QUESTION_CHARS - 1] + "…"
     return template.format(
         run_id=clean(run.run_id),
         date=run.started_at.astimezone(UTC).strftime("%Y-%m-%d"),
         ontology=clean(run.ontology.name),
+        question=clean(question),
     )
 
 
-def _file_name_safe(value: str) -> str:
-    return _UNSAFE_NAME_CHARS.sub("_", value) or "_"
+def _check_relative(option: str, template: str) -> None:
+    """Refuse a path that could name a file the run did not write (``..``, absolute, ``~``)."""
+    path = Path(template)
+    if template.startswith("~") or path.is_absolute() or ".." in path.parts:
+        raise ValueError(
+            f"mlflow: {option} {template!r} must be a path inside the working directory "
+            "(no '..', absolute path or '~')"
+        )
 
 
 def _check_str(option: str, value: object) -> None:

@@ -38,6 +38,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunResult, Ru
         plugins=[tracker],
         config=QUIET,
     )
+    assert tracker.flush()
     return directory, converged, failed
 
 

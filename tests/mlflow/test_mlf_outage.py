@@ -3,7 +3,6 @@ once the server is back fills it exactly as if there had been no outage, once.""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -32,13 +31,14 @@ def test_a_run_during_an_outage_is_replayed_later_exactly_once(
     reference_store = f"sqlite:///{tmp_path / 'reference.db'}"
     reference = MlflowTracker(tracking_uri=reference_store)  # same run, no outage
 
-    started = time.monotonic()
-    result, _ = prov_run(down, reference)
-    assert time.monotonic() - started < down.flush_timeout + 1.0
+    result, _ = prov_run(down, reference)  # returns: the dead server is only the worker's trouble
     assert result.converged
 
     spool = tmp_path / "mlflow-spool" / f"{result.run_id}.jsonl"
     assert spool.is_file()
+    assert down.undelivered(result.run_id) == f"{spool} (ConnectionError: MLflow server " + (
+        f"http://127.0.0.1:{port} is unreachable: [Errno 111] Connection refused)"
+    )
     assert f"its events are kept in {spool}" in caplog.text
     assert f"rlm replay {spool} --to mlflow" in caplog.text
 
