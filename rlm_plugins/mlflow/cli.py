@@ -21,6 +21,7 @@ from rlm_core.config import CliOptions, load_settings
 from rlm_core.errors import RLMError
 from rlm_plugins.mlflow.imports import load_mlflow
 from rlm_plugins.mlflow.location import check_reachable, is_server, sqlite_path
+from rlm_plugins.mlflow.store import broken_store
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "rlm"
@@ -228,7 +229,13 @@ def _client(args: argparse.Namespace) -> Any:
     load_mlflow()
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    try:
+        return MlflowClient(tracking_uri=uri)  # opens the store
+    except Exception as exc:
+        damaged = broken_store(database.resolve(), exc) if database is not None else None
+        if damaged is None:
+            raise
+        raise MlflowCommandError(str(damaged)) from None
 
 
 def _call(request: Callable[[], Any]) -> Any:

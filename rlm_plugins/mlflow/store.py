@@ -75,7 +75,7 @@ def broken_store(database: Path, exc: BaseException) -> BrokenStoreError | None:
     """A one-line error naming ``database`` when ``exc`` (raised opening it) says the store
     itself is damaged (a schema MLflow cannot use), else None (busy, permissions, ...)."""
     module = type(exc).__module__.split(".")[0]
-    text = " ".join(str(exc).split())
+    text = " ".join(str(exc).split()).split(" [SQL:")[0]
     damaged = module in ("alembic", "sqlalchemy") or any(
         sign in text
         for sign in ("alembic", "duplicate column", "already exists", "no such table", "schema")
@@ -83,7 +83,7 @@ def broken_store(database: Path, exc: BaseException) -> BrokenStoreError | None:
     if not damaged or "database is locked" in text:
         return None
     return BrokenStoreError(
-        f"MLflow store {database} is broken ({text[:160]}): move it aside "
+        f"MLflow store {database} is broken ({text[:120]}): move it aside "
         f"(mv {database} {database}.broken) and run again to get a new store; "
         "rlm replay can send runs from their JSONL logs into it"
     )

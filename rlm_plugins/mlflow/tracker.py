@@ -152,6 +152,7 @@ class MlflowTracker:
         self._traces_: DspyTraces | None = None
         self._runs: dict[str, _RunState] = {}
         self._ended: set[str] = set()
+        self._waited = 0.0
         self._lock = threading.Lock()
 
     @property
@@ -177,18 +178,20 @@ class MlflowTracker:
         True when nothing is left on its way."""
         if self._channel_ is None:
             return True
-        return self._channel_.flush(self.flush_timeout if timeout is None else timeout)
+        wait = self.flush_timeout if timeout is None else timeout
+        self._waited = max(self._waited, wait)
+        return self._channel_.flush(wait)
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush, then spool what is still on its way, saying it was not delivered within the
         time. The shared worker stays for other trackers of the store (it ends at exit). True
         when nothing was left behind."""
-        wait = self.flush_timeout if timeout is None else timeout
         if self._channel_ is None:
             return True
-        flushed = self._channel_.flush(wait)
+        flushed = self.flush(timeout)
         if not flushed:
-            self._channel_.give_up(self._ended, f"not delivered within {wait:g} s")
+            # Said as it is: the longest this tracker was given (a preceding flush counts).
+            self._channel_.give_up(self._ended, f"not delivered within {self._waited:g} s")
         return flushed
 
     def undelivered(self, run_id: str) -> str | None:

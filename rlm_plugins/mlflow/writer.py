@@ -40,7 +40,7 @@ from rlm_plugins.mlflow.records import (
     Values,
     millis,
 )
-from rlm_plugins.mlflow.store import broken_store, ensure_sqlite_store
+from rlm_plugins.mlflow.store import BrokenStoreError, broken_store, ensure_sqlite_store
 
 __all__ = [
     "COMPLETE_TAG",
@@ -183,21 +183,26 @@ class MlflowWriter:
         if self._client is None:
             load_mlflow()
             database = sqlite_path(self.tracking_uri)
-            if database is not None and not database.is_file():
-                with self.preparing():  # creating the store is not delivery
+            # Creating the store and opening it (schema checks) is set-up, not delivery.
+            with self.preparing():
+                if database is not None and not database.is_file():
                     ensure_sqlite_store(database, self._artifact_location)
-            from mlflow.tracking import MlflowClient
-
-            client = MlflowClient(tracking_uri=self.tracking_uri)
-            try:
-                client.get_experiment_by_name(self.experiment)  # opens the store
-            except Exception as exc:
-                damaged = broken_store(database, exc) if database is not None else None
-                if damaged is not None:
-                    raise damaged from None
-                raise
-            self._client = client
+                self._client = self._open(database)
         return self._client
+
+    def _open(self, database: Path | None) -> Any:
+        """A client on the store, opened now: a damaged SQLite store is named, with what to do."""
+        from mlflow.tracking import MlflowClient
+
+        try:
+            client = MlflowClient(tracking_uri=self.tracking_uri)
+            client.get_experiment_by_name(self.experiment)
+        except Exception as exc:
+            damaged = broken_store(database, exc) if database is not None else None
+            if damaged is not None:
+                raise damaged from None
+            raise
+        return client
 
     def _experiment(self, client: Any) -> str:
         """The experiment's id, created (with the pinned artifact location) on first use."""
@@ -251,7 +256,11 @@ class MlflowWriter:
         run = record.run
         try:
             client = self._connect()
-            experiment_id = self._experiment(client)
+            if self.experiment_id is None:
+                with self.preparing():  # finding or creating the experiment is set-up too
+                    experiment_id = self._experiment(client)
+            else:
+                experiment_id = self.experiment_id
         finally:
             self.experiment_ready.set()  # traces wait for it, also when it failed
         existing = self._find(client, experiment_id, run.run_id)
@@ -469,5 +478,7 @@ def _has_run_end(path: Path, run_id: str) -> bool:
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, BrokenStoreError):
+        return str(exc)  # already one line that says what to do
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

@@ -1,0 +1,201 @@
+"""The MLflow tracker under faults: a new store (slow, killed, broken, raced), replays that
+cannot deliver, hostile run ids, tag keys and paths. Real SQLite stores, real processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rlm_core import cli
+from rlm_plugins.mlflow import MlflowTracker
+from rlm_plugins.mlflow.store import ensure_sqlite_store
+from tests.mlflow.helpers import (
+    PROV,
+    PROV_CASSETTE,
+    PROV_QUESTION,
+    client,
+    emit,
+    free_port,
+    prov_run,
+    recorded_calls,
+    runs_of,
+    the_run,
+)
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def test_creating_the_store_is_not_billed_to_flush_timeout(tmp_path: Path) -> None:
+    # Building a store's schema takes seconds here: under the old rule this run was reported
+    # as undelivered (and spooled) although it reached MLflow. (The rule itself is tested on
+    # BackgroundDelivery in tests/test_delivery.py.)
+    tracker = MlflowTracker(flush_timeout=1.0)
+    result, _ = prov_run(tracker)  # flushes with the tracker's own timeout
+    assert tracker.undelivered(result.run_id) is None
+    assert the_run(tracker.tracking_uri, result.run_id).info.status == "FINISHED"
+    assert not (tmp_path / "mlflow-spool").exists()
+
+
+def test_a_store_killed_while_being_created_is_absent_then_created_whole(tmp_path: Path) -> None:
+    database = tmp_path / "mlflow.db"
+    code = (
+        "import sys; from pathlib import Path; "
+        "from rlm_plugins.mlflow.store import ensure_sqlite_store; "
+        "ensure_sqlite_store(Path(sys.argv[1]), None)"
+    )
+    creator = subprocess.Popen([sys.executable, "-c", code, str(database)])
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".mlflow.db.*.creating")):  # migrations under way
+        assert creator.poll() is None, "the store was created before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    creator.send_signal(signal.SIGKILL)
+    creator.wait()
+    assert not database.exists()  # no store rather than half a store
+
+    tracker = MlflowTracker()
+    result, _ = prov_run(tracker)
+    assert the_run(tracker.tracking_uri, result.run_id).info.status == "FINISHED"
+    assert not list(tmp_path.glob(".mlflow.db.*.creating"))  # the leftover was removed
+
+
+def _break(database: Path) -> None:
+    """What a kill during MLflow's in-place migrations left behind: some tables, and a
+    migration history that does not match them."""
+    ensure_sqlite_store(database, None)
+    with sqlite3.connect(database) as connection:
+        connection.execute("DROP TABLE model_versions")
+        connection.execute("DELETE FROM alembic_version")
+
+
+def test_a_broken_store_is_named_in_one_line_with_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "mlflow.db"
+    _break(database)
+    tracker = MlflowTracker()
+    result, _ = prov_run(tracker)
+    where = tracker.undelivered(result.run_id)
+    assert where is not None
+    assert f"MLflow store {database} is broken" in where
+    assert f"mv {database} {database}.broken" in where
+
+    capsys.readouterr()
+    assert cli.main(["mlflow", "search"]) == 2
+    err = capsys.readouterr().err
+    ours = [line for line in err.splitlines() if " INFO mlflow." not in line]  # MLflow's own
+    assert len(ours) == 1
+    assert ours[0].startswith(f"rlm: error: MLflow store {database} is broken")
+    assert "Traceback" not in err
+
+
+def test_four_processes_on_a_fresh_store_all_deliver(tmp_path: Path) -> None:
+    (tmp_path / "rlm.toml").write_text("[memory]\nenabled = false\n", encoding="utf-8")
+    command = [
+        sys.executable,
+        "-m",
+        "rlm_core.cli",
+        "run",
+        PROV_QUESTION,
+        "--ontology",
+        str(PROV),
+        "--lm",
+        f"scripted:{PROV_CASSETTE}",
+        "--tracker",
+        "mlflow",
+    ]
+    processes = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    errors = "\n".join(err.decode() for _, err in outputs)
+    assert [process.returncode for process in processes] == [0] * 4, errors
+    assert not (tmp_path / "mlflow-spool").exists()
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment = client(store).get_experiment_by_name("rlm")
+    found = client(store).search_runs([experiment.experiment_id])
+    assert sorted(run.info.status for run in found) == ["FINISHED"] * 4
+
+
+def test_replay_that_cannot_deliver_exits_1_leaves_its_input_alone_and_says_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    result, _ = prov_run(MlflowTracker(tracking_uri=dead, flush_timeout=1.0))
+    spool = tmp_path / "mlflow-spool" / f"{result.run_id}.jsonl"
+    before = spool.read_bytes()
+    config = tmp_path / "replay.toml"
+    config.write_text(f'[plugins.mlflow]\ntracking_uri = "{dead}"\n', encoding="utf-8")
+
+    capsys.readouterr()
+    code = cli.main(["replay", str(spool), "--to", "mlflow", "--config", str(config)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert spool.read_bytes() == before  # never rewritten
+    kept = tmp_path / "mlflow-spool" / f"{result.run_id}.2.jsonl"
+    assert kept.is_file()
+    assert f"run {result.run_id} did not reach 'mlflow'; kept in {kept}" in captured.err
+    assert "1 run(s) not delivered" in captured.out
+
+
+def _with_run_id(calls: list[tuple[str, dict[str, Any]]], run_id: str) -> list[Any]:
+    """The same hook calls for a run with another id."""
+    run = dataclasses.replace(calls[0][1]["run"], run_id=run_id)
+    renamed = []
+    for hook, kwargs in calls:
+        changed = {"run": run}
+        for key, value in kwargs.items():
+            if key != "run":
+                is_event = dataclasses.is_dataclass(value) and hasattr(value, "run_id")
+                changed[key] = dataclasses.replace(value, run_id=run_id) if is_event else value
+        renamed.append((hook, changed))
+    return renamed
+
+
+@pytest.mark.parametrize("run_id", ["it's-a-run", "both-'-and-\"-quotes"])
+def test_a_run_id_with_quotes_is_not_duplicated_on_replay(tmp_path: Path, run_id: str) -> None:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _, events = prov_run()
+    calls = _with_run_id(recorded_calls(events), run_id)
+    emit(calls, MlflowTracker(tracking_uri=store))
+    emit(calls, MlflowTracker(tracking_uri=store))  # a replay: fills the same run
+    experiment = client(store).get_experiment_by_name("rlm")
+    found = client(store).search_runs([experiment.experiment_id])
+    assert [run.data.tags["rlm.run_id"] for run in found] == [run_id]
+    assert found[0].info.status == "FINISHED"
+
+
+def test_tag_keys_that_collide_when_cleaned_are_both_kept(tmp_path: Path) -> None:
+    tracker = MlflowTracker()
+    result, _ = prov_run(tracker, tags={"a!": "first", "a?": "second"})
+    tags = the_run(tracker.tracking_uri, result.run_id).data.tags
+    kept = {key: value for key, value in tags.items() if key.startswith("a_")}
+    assert sorted(kept.values()) == ["first", "second"]
+    assert kept["a_"] == "first"
+
+
+@pytest.mark.parametrize("path", ["../victim/id_ed25519", "/etc/passwd", "~/.ssh/id_ed25519"])
+def test_jsonl_path_cannot_name_a_file_outside_the_working_directory(path: str) -> None:
+    with pytest.raises(ValueError, match="must be a path inside the working directory"):
+        MlflowTracker(jsonl_path=path)
+
+
+def test_a_replayed_run_id_reaches_one_run_however_often(tmp_path: Path) -> None:
+    tracker = MlflowTracker()
+    result, events = prov_run(tracker)
+    emit(recorded_calls(events), MlflowTracker())
+    assert len(runs_of(tracker.tracking_uri, result.run_id)) == 1
+    assert os.listdir(tmp_path).count("mlflow-spool") == 0
