@@ -46,7 +46,8 @@ from rlm_core.events import (
     ToolCall,
     utc_now,
 )
-from rlm_core.plugins import HOOK_NAMES, PluginManager
+from rlm_core.hookspecs import EVENT_HOOKS, RunLocation
+from rlm_core.plugins import PluginManager
 
 __all__ = ["SPIKE_FACTOR", "Check", "ConformanceReport", "HookTiming", "check_plugin"]
 
@@ -143,8 +144,8 @@ def check_plugin(
     :param flush_timeout: passed to the plugin's ``flush(timeout)`` (or ``close(timeout)``),
         which must return True within that time.
     :param run_end_budget_ms: the budget of ``run_end`` alone (default: ``budget_ms``). A tracker
-        that waits, bounded, for its backend at the end of a run (the MLflow tracker flushes
-        within its ``flush_timeout``) passes that bound here.
+        that waits, bounded, for its backend at the end of a run (flushing within a timeout of
+        its own) passes that bound here.
     """
     if budget_ms <= 0 or flush_timeout <= 0:
         raise ValueError("budget_ms and flush_timeout must be positive")
@@ -168,7 +169,7 @@ def check_plugin(
         for round_number in range(_ROUNDS):
             for scenario, steps in _scenarios(round_number):
                 seen = errors.setdefault(scenario, _Errors())
-                for hook, kwargs in steps:
+                for hook, kwargs in _with_answering_hooks(steps):
                     elapsed, error = _call(manager, hook, kwargs)
                     if hook in hooks:
                         durations[hook].append(elapsed)
@@ -231,16 +232,43 @@ def _describe_exception(error: Exception) -> str:
     return f"{type(error).__name__}: {error}{where}"
 
 
+def _with_answering_hooks(steps: list[_Step]) -> Iterator[_Step]:
+    """The steps with the hooks the engine and the CLI call around ``run_end``: ``run_metrics``
+    before it, ``run_location`` after it."""
+    for hook, kwargs in steps:
+        if hook == "run_end":
+            yield "run_metrics", kwargs
+        yield hook, kwargs
+        if hook == "run_end":
+            yield "run_location", {"run": kwargs["run"]}
+
+
 def _call(
     manager: PluginManager, hook: str, kwargs: Mapping[str, Any]
 ) -> tuple[float, Exception | None]:
     error: Exception | None = None
     started = time.perf_counter()
     try:
-        getattr(manager.hook, hook)(**kwargs)
+        if hook in EVENT_HOOKS:
+            getattr(manager.hook, hook)(**kwargs)
+        else:
+            for _, answer in manager.collect(hook, **kwargs):
+                _check_answer(hook, answer)
     except Exception as exc:
         error = exc
     return (time.perf_counter() - started) * 1000, error
+
+
+def _check_answer(hook: str, answer: object) -> None:
+    """A ``run_metrics`` answer maps names to numbers; a ``run_location`` one is a RunLocation."""
+    if hook == "run_metrics":
+        if not isinstance(answer, Mapping) or not all(
+            isinstance(value, int | float) and not isinstance(value, bool)
+            for value in answer.values()
+        ):
+            raise TypeError(f"run_metrics returned {answer!r}, not a mapping of names to numbers")
+    elif hook == "run_location" and not isinstance(answer, RunLocation):
+        raise TypeError(f"run_location returned {answer!r}, not a RunLocation")
 
 
 @contextlib.contextmanager
@@ -259,7 +287,7 @@ def _implements_hooks(hooks: tuple[str, ...]) -> Check:
     name = "implements at least one hook"
     if not hooks:
         return Check(name, False, "no method is marked @rlm_core.hookimpl, so no hook reaches it")
-    missing = [hook for hook in HOOK_NAMES if hook not in hooks]
+    missing = [hook for hook in EVENT_HOOKS if hook not in hooks]
     skipped = f"; the other {len(missing)} hooks are simply not called on it" if missing else ""
     return Check(name, True, f"implements {', '.join(hooks)}{skipped}")
 

@@ -9,16 +9,17 @@ in a row. Hooks nobody implements are bound to a no-op, so emitting them costs o
 from __future__ import annotations
 
 import functools
-import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from rlm_core.logs import get_logger
+
 __all__ = ["HookRelay", "PluginHealth", "guard", "noop"]
 
-error_log = logging.getLogger("rlm.plugins")
-trace_log = logging.getLogger("rlm.trace")
+error_log = get_logger("rlm.plugins")
+trace_log = get_logger("rlm.trace")
 
 
 class PluginHealth:
@@ -70,6 +71,10 @@ class PluginHealth:
                 hook,
                 type(exc).__name__,
                 exc,
+                plugin=self.name,
+                hook=hook,
+                error=f"{type(exc).__name__}: {exc}",
+                count=count,
                 exc_info=exc,
             )
         if block:
@@ -78,6 +83,10 @@ class PluginHealth:
                 self.name,
                 self.blocked_reason,
                 self.errors,
+                plugin=self.name,
+                hook=hook,
+                error=self.blocked_reason,
+                count=self.errors,
             )
 
 
@@ -88,31 +97,34 @@ def guard(
     *,
     strict: bool,
     trace: bool,
-) -> Callable[..., None]:
+) -> Callable[..., object]:
     """Wrap one hook implementation so that its exceptions stay its own.
 
     The wrapper keeps the implementation's signature (pluggy reads the argument names through
     ``__wrapped__``, and passes arguments that have defaults by keyword) and its hookimpl options
-    (copied with ``__dict__``).
+    (copied with ``__dict__``). It returns what the implementation returns (hooks whose
+    answers are collected), or None when the implementation raised or its plugin is blocked.
     """
 
     if trace:
 
         @functools.wraps(function)
-        def traced(*args: Any, **kwargs: Any) -> None:
+        def traced(*args: Any, **kwargs: Any) -> object:
             if health.blocked_reason is not None:
-                return
+                return None
             started = time.perf_counter()
             outcome = "ok"
             try:
-                function(*args, **kwargs)
+                answer = function(*args, **kwargs)
             except Exception as exc:
                 outcome = f"raised {type(exc).__name__}"
                 if strict:
                     raise
                 health.record_failure(hook, exc)
+                return None
             else:
                 health.consecutive_failures = 0
+                return answer
             finally:
                 elapsed = (time.perf_counter() - started) * 1e6
                 trace_log.info("%s.%s %.1f us %s", health.name, hook, elapsed, outcome)
@@ -120,18 +132,19 @@ def guard(
         return traced
 
     @functools.wraps(function)
-    def guarded(*args: Any, **kwargs: Any) -> None:
+    def guarded(*args: Any, **kwargs: Any) -> object:
         if health.blocked_reason is not None:
-            return
+            return None
         try:
-            function(*args, **kwargs)
+            answer = function(*args, **kwargs)
         except Exception as exc:
             if strict:
                 raise
             health.record_failure(hook, exc)
-        else:
-            if health.consecutive_failures:
-                health.consecutive_failures = 0
+            return None
+        if health.consecutive_failures:
+            health.consecutive_failures = 0
+        return answer
 
     return guarded
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable
 
 from rlm_core.delivery import flush_open_helpers
+from rlm_core.logs import get_logger
 
 __all__ = ["flush", "settle", "watch"]
 
-log = logging.getLogger("rlm.flush")
+log = get_logger("rlm.flush")
 
 DEFAULT_TIMEOUT = 10.0
 _plugins: weakref.WeakValueDictionary[int, object] = weakref.WeakValueDictionary()

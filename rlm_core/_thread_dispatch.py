@@ -43,7 +43,7 @@ class ThreadedDispatch:
         """Hook calls this plugin never got (queue full, or given up at a timeout)."""
         return self._worker.stats.dropped
 
-    def wrap(self, guarded: Callable[..., None], hook: str) -> Callable[..., None]:
+    def wrap(self, guarded: Callable[..., object], hook: str) -> Callable[..., None]:
         """The implementation pluggy calls: enqueue, and for ``run_end`` wait (bounded)."""
 
         @functools.wraps(guarded)

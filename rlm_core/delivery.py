@@ -18,17 +18,18 @@ import atexit
 import collections
 import contextlib
 import dataclasses
-import logging
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, Literal, TypeVar
 
+from rlm_core.logs import get_logger
+
 __all__ = ["BackgroundDelivery", "DeliveryStats", "flush_open_helpers"]
 
 T = TypeVar("T")
-log = logging.getLogger("rlm.delivery")
+log = get_logger("rlm.delivery")
 
 _open_helpers: weakref.WeakSet[BackgroundDelivery[object]] = weakref.WeakSet()
 _EXIT_FLUSH_TIMEOUT = 5.0

@@ -1,17 +1,27 @@
-"""The hooks every rlm-core run emits, project name ``rlm``.
+"""The whole plugin contract, project name ``rlm``: every hook, and what else a plugin may have.
 
-Every hook is a notification: return values are ignored. Each receives the run it belongs to
-(:class:`~rlm_core.events.RunInfo`) plus one payload. An implementation may accept any subset of
-the arguments, so adding an argument to a hook later never breaks a plugin.
+*Event hooks* (:data:`EVENT_HOOKS`) are notifications: return values are ignored. Each receives
+the run it belongs to (:class:`~rlm_core.events.RunInfo`) plus one payload. Three more hooks
+return something: :func:`run_metrics` (derived numbers, published before trackers close a run),
+:func:`run_location` (where a plugin put a run) and :func:`register_commands` (``rlm``
+subcommands). An implementation may accept any subset of a hook's arguments, so adding an
+argument to a hook later never breaks a plugin.
 
 Implementations are called on the engine thread: do no I/O there. A tracker with a slow backend
 hands events to :class:`rlm_core.delivery.BackgroundDelivery` and returns.
+
+Besides hooks, a plugin may have the attributes of :class:`PluginAttributes`; nothing else of a
+plugin is read by rlm-core.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import inspect
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import pluggy
 
@@ -30,6 +40,77 @@ PROJECT_NAME = "rlm"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+EVENT_HOOKS = (
+    "run_start",
+    "memory_retrieved",
+    "iteration",
+    "llm_call",
+    "tool_call",
+    "judgment",
+    "memory_extracted",
+    "metrics",
+    "run_end",
+)
+"""The notification hooks of a run, in the order a run first emits them."""
+
+
+class PluginAttributes(Protocol):
+    """The optional attributes of a plugin; rlm-core reads no other.
+
+    Every one is optional: a plugin is any object (or module) with :func:`hookimpl` methods.
+
+    * ``name``: the name it is registered under when handed over directly
+      (``run(plugins=[...])``); entry-point plugins are registered under the entry point's name.
+    * ``rlm_dispatch``: ``"inline"`` (default: hooks run on the engine thread) or ``"thread"``
+      (hook calls are queued to a worker thread of its own, with ``hook_timeout`` at run end);
+      ``[plugins.NAME] dispatch`` overrides it.
+    * ``flush(timeout)``: wait at most ``timeout`` seconds for everything handed to the plugin so
+      far to be delivered (or definitively fail); True when it was, False when time ran out.
+    * ``close(timeout)``: like ``flush``, then release resources; called at process exit.
+
+    A plugin class is instantiated with its ``[plugins.NAME]`` section as keyword arguments and
+    must do no I/O in its constructor (``rlm plugins`` constructs every plugin). A plugin whose
+    backend is missing raises :class:`ImportError` when imported, with a message that says how to
+    install it from a path (never ``pip install NAME`` from the index); rlm-core shows that message
+    as the reason the plugin is unavailable.
+    """
+
+    name: str
+    rlm_dispatch: Literal["inline", "thread"]
+
+    def flush(self, timeout: float) -> bool:
+        """Deliver what is buffered within ``timeout`` seconds; True when all of it was."""
+        ...
+
+    def close(self, timeout: float) -> bool:
+        """Flush within ``timeout`` seconds, then release resources."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class RunLocation:
+    """Where a plugin records a run, as :func:`run_location` returns it.
+
+    :param where: for people: a path, a URL, or a sentence (``rlm run`` prints it).
+    :param run_log: the file, when the run goes to a run log (:mod:`rlm_core.runlog` format):
+        ``rlm replay`` refuses to append a run to a log that already holds it.
+    :param delivered: False when some of the run's events did not reach the plugin's backend
+        (asked after a flush); ``where`` then says where they are kept. ``rlm run`` and ``rlm
+        replay`` exit with 1 for it.
+    """
+
+    where: str
+    run_log: Path | None = None
+    delivered: bool = True
+
+
+class CommandAdder(Protocol):
+    """What :func:`register_commands` adds subcommands to: an argparse subparsers action."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        """A new subcommand ``name``; ``kwargs`` as for :class:`argparse.ArgumentParser`."""
+        ...
 
 
 @hookspec
@@ -120,17 +201,59 @@ def run_end(run: RunInfo, result: RunResult) -> None:
     """
 
 
+@hookspec
+def run_metrics(run: RunInfo, result: RunResult) -> Mapping[str, float] | None:
+    """Derived numbers for a run that is over, published before trackers close it.
+
+    The engine calls this once per run, after the run's last event and before ``run_end``, and
+    emits every mapping returned as ``metrics(run, values, step=None)`` to all plugins, so each
+    tracker records them without knowing who computed them. Not called when a run log is
+    replayed: the log already holds the ``metrics`` published the first time.
+
+    :param run: the run.
+    :param result: what ``run_end`` is about to receive.
+    :return: metric name to value, or None for nothing.
+    """
+
+
+@hookspec
+def run_location(run: RunInfo) -> RunLocation | None:
+    """Where this plugin records (or recorded) the run; every plugin's answer is collected.
+
+    ``rlm run`` prints the answers after the run; ``rlm replay`` asks before replaying, to refuse
+    appending a run to a log that already holds it.
+
+    :param run: the run.
+    :return: the location, or None when the plugin does not record this run.
+    """
+
+
+@hookspec
+def register_commands(commands: CommandAdder, groups: Mapping[str, CommandAdder]) -> None:
+    """Add ``rlm`` subcommands. Called on the entry point's object (the class, or the module)
+    when the command line is built: no plugin is constructed, so on a class make it a
+    ``@staticmethod``, and import what the commands need inside their handlers (``rlm --help``
+    calls this hook of every installed plugin).
+
+    A subcommand sets ``handler`` with ``parser.set_defaults(handler=FUNCTION)``; the function
+    receives the parsed :class:`argparse.Namespace` and returns the exit code (0 ok, 1 failed,
+    2 usage). Raise :class:`rlm_core.errors.RLMError` for a one-line error with exit code 2.
+
+    :param commands: the subcommands of ``rlm``: ``commands.add_parser("NAME", help=...)``.
+    :param groups: rlm-core's command groups that take subcommands from plugins, by name
+        (``groups["memory"]`` adds ``rlm memory NAME``).
+    """
+
+
 def _payload_arguments() -> dict[str, str]:
-    """Hook name -> the keyword its one payload is passed as (``iteration`` -> ``step``).
+    """Event hook name -> the keyword its one payload is passed as (``iteration`` -> ``step``).
 
     Read from the specifications above, so emitting and replaying code cannot drift from them.
     ``run_start`` (the run is its payload) and ``metrics`` (values and step) are not in it.
     """
     found = {}
-    for name, function in list(globals().items()):
-        if not (inspect.isfunction(function) and hasattr(function, f"{PROJECT_NAME}_spec")):
-            continue
-        others = [arg for arg in inspect.signature(function).parameters if arg != "run"]
+    for name in EVENT_HOOKS:
+        others = [arg for arg in inspect.signature(globals()[name]).parameters if arg != "run"]
         if len(others) == 1:
             found[name] = others[0]
     return found

@@ -17,7 +17,7 @@ import logging
 import sys
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 import pluggy
@@ -27,6 +27,7 @@ from rlm_core._fault_isolation import HookRelay, PluginHealth, guard, trace_log
 from rlm_core._thread_dispatch import DISPATCH_MODES, ThreadedDispatch
 from rlm_core.config import Selection, Settings
 from rlm_core.errors import PluginSelectionError
+from rlm_core.logs import get_logger
 
 __all__ = [
     "DISPATCH_KEY",
@@ -35,6 +36,7 @@ __all__ = [
     "PluginManager",
     "PluginState",
     "PluginStatus",
+    "add_plugin_commands",
     "ambient_plugins",
     "get_plugin_manager",
 ]
@@ -46,11 +48,10 @@ HOOK_NAMES: tuple[str, ...] = tuple(
     for name, function in vars(hookspecs).items()
     if inspect.isfunction(function) and hasattr(function, f"{hookspecs.PROJECT_NAME}_spec")
 )
-# Extras of this distribution that bring a built-in tracker's backend.
-_EXTRAS = {"mlflow": "mlflow"}
-_DISTRIBUTION = "rlm-core"
 
 PluginState = Literal["enabled", "disabled", "unavailable", "blocked"]
+
+_log = get_logger("rlm.plugins")
 
 _ambient: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
     "rlm_ambient_plugins", default=()
@@ -171,7 +172,7 @@ class PluginManager:
                 guarded: Callable[..., object] = function  # wrappers must stay generators
             else:
                 guarded = guard(function, hook, health, strict=self.strict, trace=self.trace)
-                if threaded is not None:
+                if threaded is not None and hook in hookspecs.EVENT_HOOKS:
                     guarded = threaded.wrap(guarded, hook)
             setattr(proxy, hook, guarded)
         self.pluggy.register(proxy, name)
@@ -199,6 +200,21 @@ class PluginManager:
     def list_name_plugin(self) -> list[tuple[str, object]]:
         """Registered plugins in registration order."""
         return list(self._plugins.items())
+
+    def collect(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """``(plugin name, answer)`` of every implementation of a hook that returns something
+        (:func:`~rlm_core.hookspecs.run_metrics`, :func:`~rlm_core.hookspecs.run_location`), in
+        call order, None answers left out. Each implementation is fault-isolated like any hook:
+        one that raises is counted and gives no answer."""
+        if hook in hookspecs.EVENT_HOOKS or hook not in HOOK_NAMES:
+            raise ValueError(f"{hook!r} is not a hook whose answers are collected")
+        answers = []
+        for implementation in getattr(self.pluggy.hook, hook).get_hookimpls()[::-1]:
+            arguments = {name: kwargs[name] for name in implementation.argnames}
+            answer = implementation.function(**arguments)
+            if answer is not None:
+                answers.append((implementation.plugin_name, answer))
+        return answers
 
     def drain(self) -> None:
         """Let plugins with threaded dispatch catch up, within one ``hook_timeout`` in all;
@@ -283,19 +299,73 @@ def get_plugin_manager(
             raise PluginSelectionError(
                 f"tracker {candidate.name!r} was asked for but is unavailable: {candidate.reason}"
             )
-        manager._statuses[candidate.name] = PluginStatus(
-            name=candidate.name,
-            distribution=candidate.distribution,
-            version=candidate.version,
-            state=candidate.state,
-            reason=candidate.reason,
-            hooks=implemented_hooks(manager.pluggy, candidate.loaded)
+        manager._statuses[candidate.name] = _status(
+            candidate,
+            implemented_hooks(manager.pluggy, candidate.loaded)
             if candidate.loaded is not None
             else (),
         )
     for plugin in (*_ambient.get(), *plugins):
         manager.register(plugin, _unique_name(manager, _default_name(plugin)))
     return manager
+
+
+def add_plugin_commands(
+    commands: hookspecs.CommandAdder,
+    groups: Mapping[str, hookspecs.CommandAdder],
+    entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
+) -> list[PluginStatus]:
+    """Let every installed plugin add its ``rlm`` subcommands (the ``register_commands`` hook).
+
+    Called on the entry points' objects, constructing nothing; a plugin whose import fails or
+    whose hook raises adds nothing and is logged, never stopping the command line. Returns the
+    plugins that could not be imported, so ``rlm NAME`` can say which one would have provided
+    a missing command, and why it is unavailable.
+    """
+    if entry_points is None:
+        entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(_CommandSpecs)
+    unavailable = []
+    for candidate in _load(entry_points).values():
+        if candidate.state == "unavailable":
+            unavailable.append(_status(candidate, ()))
+            continue
+        if manager.parse_hookimpl_opts(candidate.loaded, "register_commands") is None:
+            continue
+        try:
+            manager.register(candidate.loaded, candidate.name)
+        except pluggy.PluginValidationError as exc:
+            _log.warning("plugin %r cannot add commands: %s", candidate.name, exc)
+    arguments = {"commands": commands, "groups": groups}
+    for implementation in manager.hook.register_commands.get_hookimpls()[::-1]:
+        try:
+            implementation.function(**{name: arguments[name] for name in implementation.argnames})
+        except Exception as exc:
+            _log.warning(
+                "plugin %r could not add its commands: %s: %s",
+                implementation.plugin_name,
+                type(exc).__name__,
+                exc,
+            )
+    return unavailable
+
+
+class _CommandSpecs:
+    """The one hook the command line calls, on entry-point objects rather than plugins."""
+
+    register_commands = staticmethod(hookspecs.register_commands)
+
+
+def _status(candidate: _Candidate, hooks: tuple[str, ...]) -> PluginStatus:
+    return PluginStatus(
+        name=candidate.name,
+        distribution=candidate.distribution,
+        version=candidate.version,
+        state=candidate.state,
+        reason=candidate.reason,
+        hooks=hooks,
+    )
 
 
 def _load(entry_points: Iterable[importlib.metadata.EntryPoint]) -> dict[str, _Candidate]:
@@ -309,7 +379,7 @@ def _load(entry_points: Iterable[importlib.metadata.EntryPoint]) -> dict[str, _C
         )
         if entry_point.name in candidates:
             first = candidates[entry_point.name]
-            logging.getLogger("rlm.plugins").warning(
+            _log.warning(
                 "entry point %r of %s ignored: %s already provides a plugin of that name",
                 entry_point.name,
                 candidate.distribution or "an unknown distribution",
@@ -321,21 +391,22 @@ def _load(entry_points: Iterable[importlib.metadata.EntryPoint]) -> dict[str, _C
         except Exception as exc:
             candidate.state = "unavailable"
             candidate.reason = (
-                f"import failed: {type(exc).__name__}: {exc}{_install_hint(candidate, exc)}"
+                f"import failed: {type(exc).__name__}: {exc}{_missing_module_hint(candidate, exc)}"
             )
         candidates[entry_point.name] = candidate
     return candidates
 
 
-def _install_hint(candidate: _Candidate, exc: Exception) -> str:
-    if not isinstance(exc, ImportError):
-        return ""
-    if candidate.distribution == _DISTRIBUTION and candidate.name in _EXTRAS:
-        return f" (install it with: pip install '{_DISTRIBUTION}[{_EXTRAS[candidate.name]}]')"
+def _missing_module_hint(candidate: _Candidate, exc: Exception) -> str:
+    """For a module missing under a plugin that did not say how to install it. A plugin that
+    knows (a missing backend) raises ImportError with its own hint, shown as is."""
     missing = getattr(exc, "name", None)
-    if missing:
-        return f" (install it with: pip install {missing})"
-    return ""
+    if not isinstance(exc, ModuleNotFoundError) or not missing:
+        return ""
+    source = candidate.distribution or "the plugin's distribution"
+    return (
+        f" (reinstall {source} with its dependencies from its path: pip install PATH/TO/{source})"
+    )
 
 
 def _check_names(candidates: dict[str, _Candidate], selections: Iterable[Selection]) -> None:
@@ -396,9 +467,14 @@ def _construct_and_register(
     except Exception as exc:
         candidate.state = "unavailable"
         candidate.reason = f"failed to start: {type(exc).__name__}: {exc}"
-        logging.getLogger("rlm.plugins").warning(
-            "plugin %r is unavailable: %s", candidate.name, candidate.reason
-        )
+        if not candidate.explicit:  # asked for by name, it is an error, said once by the caller
+            _log.warning(
+                "plugin %r is unavailable: %s",
+                candidate.name,
+                candidate.reason,
+                plugin=candidate.name,
+                error=candidate.reason,
+            )
 
 
 def _default_name(plugin: object) -> str:
@@ -420,8 +496,9 @@ def _unique_name(manager: PluginManager, name: str) -> str:
 
 def _ensure_trace_output() -> None:
     """Make ``RLM_TRACE_PLUGINS=1`` visible even when the application configured no logging."""
-    if not trace_log.handlers and not logging.getLogger().handlers:
+    stdlib = trace_log.stdlib
+    if not stdlib.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("rlm trace: %(message)s"))
-        trace_log.addHandler(handler)
-    trace_log.setLevel(logging.INFO)
+        stdlib.addHandler(handler)
+    stdlib.setLevel(logging.INFO)

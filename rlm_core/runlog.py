@@ -1,25 +1,33 @@
-"""Reading JSONL run logs back: the runs, their events in order, and what was wrong with the file.
+"""The run-log format, writer and reader: one JSON object per line, a header line per run, then
+one line per hook call.
 
-The logs are written by the ``jsonl`` tracker (a header line per run, then one line per hook call).
-Reading never stops at a bad line: each problem is kept with its file and line number, and the
-good lines stay available to show (``rlm runs``) or to emit again (``rlm replay``), because a log
-from a crashed run is exactly the one worth reading.
+Writing: :func:`header_record`, :func:`event_line` (the fast path: an event's line without
+building a dict), :func:`encode_record` and :func:`run_log_text` (a whole run's log from events
+held in memory). Every tracker that writes run logs (``jsonl``, a tracker's spool) uses these,
+so there is one format. Reading never stops at a bad line: each problem is kept with its file and
+line number, and the good lines stay available to show (``rlm runs``) or to emit again
+(``rlm replay``), because a log from a crashed run is exactly the one worth reading.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import orjson
+
 from rlm_core.errors import RLMError
 from rlm_core.events import (
+    EVENT_TYPES,
     SCHEMA_VERSION,
     Event,
     EventDecodeError,
+    JSONValue,
     RunInfo,
     event_from_dict,
 )
@@ -32,11 +40,15 @@ __all__ = [
     "LogRecord",
     "MetricsPoint",
     "RunLog",
+    "encode_record",
+    "event_line",
     "find_logs",
+    "header_record",
     "iter_hook_calls",
     "locate_run",
     "logged_run_ids",
     "read_log",
+    "run_log_text",
 ]
 
 DEFAULT_LOG_DIR = "runs"
@@ -65,7 +77,8 @@ class LogProblem:
 
 @dataclasses.dataclass(frozen=True)
 class MetricsPoint:
-    """A ``metrics`` hook call as logged; it has no event class because it carries no seq."""
+    """The payload of a ``metrics`` hook call, as a run log holds it (no ``seq``: metrics are
+    published, not emitted by the engine in sequence)."""
 
     kind: ClassVar[str] = "metrics"
 
@@ -73,6 +86,99 @@ class MetricsPoint:
     values: dict[str, float]
     step: int | None
     timestamp: datetime
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The logged form; JSON has no NaN, so a non-finite value is written as null."""
+        return {
+            "event": self.kind,
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "values": {
+                str(name): float(value) if math.isfinite(value) else None
+                for name, value in self.values.items()
+            },
+            "step": self.step,
+            "timestamp": self.timestamp.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MetricsPoint:
+        """The payload of a logged ``metrics`` line; :class:`EventDecodeError` when malformed."""
+        _check_version(data, "metrics")
+        run_id, values, step = data.get("run_id"), data.get("values"), data.get("step")
+        if not isinstance(run_id, str):
+            raise EventDecodeError("metrics: 'run_id' must be a string")
+        if not isinstance(values, dict) or not all(
+            isinstance(value, int | float | None) and not isinstance(value, bool)
+            for value in values.values()
+        ):
+            raise EventDecodeError("metrics: 'values' must map names to numbers")
+        if step is not None and type(step) is not int:
+            raise EventDecodeError(f"metrics: 'step' must be an integer or null, got {step!r}")
+        timestamp = data.get("timestamp")
+        if not isinstance(timestamp, str):
+            raise EventDecodeError("metrics: 'timestamp' must be an ISO 8601 string")
+        return cls(
+            run_id=run_id,
+            values={
+                name: float("nan") if value is None else float(value)
+                for name, value in values.items()
+            },
+            step=step,
+            timestamp=datetime.fromisoformat(timestamp),
+        )
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+_EVENT_PREFIXES = {
+    kind: b'{"event":"%s","schema_version":%d,' % (kind.encode(), SCHEMA_VERSION)
+    for kind in EVENT_TYPES
+}
+
+
+def header_record(run: RunInfo) -> dict[str, JSONValue]:
+    """The line that opens a run in a log."""
+    from rlm_core import __version__
+
+    return {
+        "record": "header",
+        "schema_version": SCHEMA_VERSION,
+        "rlm_core_version": __version__,
+        "run": run.to_dict(),
+    }
+
+
+def event_line(event: Event) -> bytes | None:
+    """The line of an event, serialized from the dataclass itself (no dict is built), equal to
+    ``encode_record(event.to_dict())``; None when orjson refuses a value (then use that)."""
+    try:
+        return _EVENT_PREFIXES[event.kind] + orjson.dumps(event)[1:]
+    except (orjson.JSONEncodeError, KeyError):
+        return None
+
+
+def encode_record(record: JSONValue) -> bytes:
+    """One line (without the newline) for a record: a header, ``to_dict()`` of a payload."""
+    try:
+        return orjson.dumps(record)
+    except orjson.JSONEncodeError:
+        # Integers beyond 64 bits (SPARQL results) and lone surrogates: orjson refuses them,
+        # the standard library writes them exactly, as compact as orjson would.
+        return json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+def run_log_text(
+    run: RunInfo,
+    payloads: Iterable[Event | MetricsPoint],
+    redact: Callable[[JSONValue], JSONValue] | None = None,
+) -> str:
+    """A whole run's log, from the payloads a tracker held in memory (``run`` itself, if among
+    them, is the header); ``redact`` maps every record before it is written."""
+    records: list[JSONValue] = [header_record(run)]
+    records += [payload.to_dict() for payload in payloads if payload is not run]
+    lines = [encode_record(redact(record) if redact else record) for record in records]
+    return b"".join(line + b"\n" for line in lines).decode()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +265,7 @@ def _read_line(log: RunLog, number: int, line: bytes) -> None:
             _read_header(log, data)
             payload: Event | MetricsPoint | None = None
         elif data.get("event") == MetricsPoint.kind:
-            payload = _metrics(data)
+            payload = _aware(MetricsPoint.from_dict(data))
         else:
             payload = _aware(event_from_dict(data))
     except (EventDecodeError, TypeError, ValueError) as exc:
@@ -187,35 +293,6 @@ def _read_header(log: RunLog, data: dict[str, Any]) -> None:
     log.runs.setdefault(info.run_id, info)
 
 
-def _metrics(data: dict[str, Any]) -> MetricsPoint:
-    _check_version(data, "metrics")
-    run_id, values, step = data.get("run_id"), data.get("values"), data.get("step")
-    if not isinstance(run_id, str):
-        raise EventDecodeError("metrics: 'run_id' must be a string")
-    if not isinstance(values, dict) or not all(
-        isinstance(value, int | float | None) and not isinstance(value, bool)
-        for value in values.values()
-    ):
-        raise EventDecodeError("metrics: 'values' must map names to numbers")
-    if step is not None and type(step) is not int:
-        raise EventDecodeError(f"metrics: 'step' must be an integer or null, got {step!r}")
-    timestamp = data.get("timestamp")
-    if not isinstance(timestamp, str):
-        raise EventDecodeError("metrics: 'timestamp' must be an ISO 8601 string")
-    return _aware(
-        MetricsPoint(
-            run_id=run_id,
-            # JSON has no NaN: the writer's null stands for a non-finite value.
-            values={
-                name: float("nan") if value is None else float(value)
-                for name, value in values.items()
-            },
-            step=step,
-            timestamp=datetime.fromisoformat(timestamp),
-        )
-    )
-
-
 def _aware(event: _E) -> _E:
     """The writer always writes UTC offsets; a naive timestamp cannot be placed on a timeline."""
     if event.timestamp.tzinfo is None:
@@ -223,7 +300,7 @@ def _aware(event: _E) -> _E:
     return event
 
 
-def _check_version(data: dict[str, Any], what: str) -> None:
+def _check_version(data: Mapping[str, Any], what: str) -> None:
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise EventDecodeError(

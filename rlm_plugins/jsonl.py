@@ -9,26 +9,18 @@ file, so a killed process leaves whole lines only. :mod:`rlm_core.runlog` reads 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import string
 import threading
-import typing
 import weakref
 from collections.abc import Mapping
 from datetime import UTC
 from pathlib import Path, PurePath
 from typing import IO
 
-import orjson
-import structlog
-
-from rlm_core import __version__
 from rlm_core._redact import REDACTED, Redactor
 from rlm_core.events import (
-    EVENT_TYPES,
-    SCHEMA_VERSION,
     Event,
     Iteration,
     JSONValue,
@@ -41,16 +33,13 @@ from rlm_core.events import (
     ToolCall,
     utc_now,
 )
-from rlm_core.hookspecs import hookimpl
+from rlm_core.hookspecs import RunLocation, hookimpl
+from rlm_core.runlog import MetricsPoint, encode_record, event_line, header_record
 
 __all__ = ["DEFAULT_PATH", "FSYNC_POLICIES", "REDACTED", "JsonlTracker"]
 
 DEFAULT_PATH = "runs/{run_id}.jsonl"
 # The keys to_dict() puts before an event's fields, as bytes to put before orjson's.
-_PREFIXES = {
-    kind: b'{"event":"%s","schema_version":%d,' % (kind.encode(), SCHEMA_VERSION)
-    for kind in EVENT_TYPES
-}
 FSYNC_POLICIES = ("never", "run_end", "every_event")
 
 _PLACEHOLDERS = ("run_id", "date", "ontology")
@@ -83,24 +72,26 @@ class JsonlTracker:
         self._template = _PathTemplate(path, Path.cwd())
         self._fsync = fsync
         self._scrubber = Redactor.from_environment(max_field_chars)
-        # structlog's JSONRenderer on orjson renders each record. The tracker writes the line
-        # itself: one write() of the whole line under the file's lock is the crash-safety
-        # guarantee, and structlog's BoundLogger/BytesLogger layers (context binding, a flush per
-        # line on an unbuffered file) would add a third to the cost of every event.
-        self._render = structlog.processors.JSONRenderer(serializer=orjson.dumps)
         self._runs: dict[str, _RunFile] = {}
         self._locations: dict[str, Path] = {}
         self._lock = threading.Lock()
         weakref.finalize(self, _release_runs, self._runs)
 
     def destination(self, run: RunInfo) -> Path:
-        """The file this run's events go to (``rlm replay`` refuses to append a log to itself)."""
+        """The file this run's events go to, from the path template."""
         return self._template.resolve(run)
 
-    def output_location(self, run_id: str) -> str | None:
-        """Where the run with this id was logged by this tracker (``rlm run`` prints it)."""
-        path = self._locations.get(run_id)
-        return None if path is None else str(path)
+    @hookimpl
+    def run_location(self, run: RunInfo) -> RunLocation | None:
+        """The run's log: where it was written, or for a run not seen yet (``rlm replay`` asks
+        before replaying), where it would be; None when the template cannot place it."""
+        path = self._locations.get(run.run_id)
+        if path is None:
+            try:
+                path = self.destination(run)
+            except ValueError:
+                return None  # run_start will say why, if the run ever reaches this tracker
+        return RunLocation(str(path), run_log=path)
 
     @hookimpl
     def run_start(self, run: RunInfo) -> None:
@@ -132,15 +123,10 @@ class JsonlTracker:
 
     @hookimpl
     def metrics(self, run: RunInfo, values: Mapping[str, float], step: int | None) -> None:
-        record: dict[str, JSONValue] = {
-            "event": "metrics",
-            "schema_version": SCHEMA_VERSION,
-            "run_id": run.run_id,
-            "values": {str(name): float(value) for name, value in values.items()},
-            "step": step,
-            "timestamp": utc_now().isoformat(),
-        }
-        self._emit(self._open(run), record)
+        point = MetricsPoint(
+            run.run_id, {str(k): float(v) for k, v in values.items()}, step, utc_now()
+        )
+        self._emit(self._open(run), point.to_dict())
 
     @hookimpl
     def run_end(self, run: RunInfo, result: RunResult) -> None:
@@ -167,13 +153,7 @@ class JsonlTracker:
             shared = _open_files.acquire(path)
             try:
                 log = _RunFile(path, shared)
-                header: dict[str, JSONValue] = {
-                    "record": "header",
-                    "schema_version": SCHEMA_VERSION,
-                    "rlm_core_version": __version__,
-                    "run": run.to_dict(),
-                }
-                self._emit(log, header)
+                self._emit(log, header_record(run))
             except BaseException:
                 _open_files.release(path)
                 raise
@@ -184,13 +164,10 @@ class JsonlTracker:
     def _emit_event(self, log: _RunFile, event: Event) -> None:
         """Write one event as its ``to_dict()`` would serialize.
 
-        orjson serializes the dataclass itself to the same JSON (a test holds them equal), which
-        skips building a dict for the events that need no redaction; the others take the dict.
+        :func:`~rlm_core.runlog.event_line` skips building a dict for the events that need no
+        redaction; the others take the dict.
         """
-        try:
-            line = _PREFIXES[event.kind] + orjson.dumps(event)[1:]
-        except (orjson.JSONEncodeError, KeyError):
-            line = None
+        line = event_line(event)
         if line is not None and self._scrubber.leaves_alone(event.kind, line):
             log.shared.write(line)
             if self._fsync == "every_event":
@@ -202,13 +179,7 @@ class JsonlTracker:
         truncated = self._scrubber.scrub(record)
         if truncated:
             record["truncated"] = list(truncated)
-        try:
-            line = typing.cast(bytes, self._render(None, "msg", record))
-        except orjson.JSONEncodeError:
-            # Integers beyond 64 bits (SPARQL results) and lone surrogates: orjson refuses them,
-            # the standard library writes them exactly. Same file, same lock, one write.
-            line = json.dumps(record, ensure_ascii=True).encode()
-        log.shared.write(line)
+        log.shared.write(encode_record(record))
         if self._fsync == "every_event":
             os.fsync(log.shared.file.fileno())
 

@@ -6,7 +6,9 @@ and are imported as package modules, ``from tests.helpers.jsonl import ...``.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,3 +22,18 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for variable in [name for name in os.environ if name.startswith("RLM_")]:
         monkeypatch.delenv(variable)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _cli_logging_restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test that runs ``rlm`` in process leaves no logging setup behind for the next one."""
+    from rlm_core import logs
+
+    root = logging.getLogger("rlm")
+    handlers, level = list(root.handlers), root.level
+    monkeypatch.setattr(logs, "_verbose", logs._verbose)
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)

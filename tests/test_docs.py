@@ -83,3 +83,34 @@ def test_every_snippet_include_names_an_existing_example_file() -> None:
         assert "--8 <" not in text, f"{page.name} has a mangled snippet include"
         for path in re.findall(r'^--8<-- "([^"]+)"$', text, flags=re.MULTILINE):
             assert (DOCS / "examples" / path).is_file(), f"{page.name} includes missing {path}"
+
+
+PLUGINS_DOC = DOCS / "plugins.md"
+
+
+def contract_table(text: str) -> tuple[dict[str, list[str]], list[str]]:
+    """The ``| hook `name(a, b)` |`` and ``| attribute `name` |`` rows of docs/plugins.md."""
+    hooks = {
+        name: [arg.strip() for arg in args.split(",") if arg.strip()]
+        for name, args in re.findall(r"^\| hook `(\w+)\(([^)]*)\)` \|", text, flags=re.MULTILINE)
+    }
+    attributes = re.findall(r"^\| attribute `(\w+)(?:\([^)]*\))?` \|", text, flags=re.MULTILINE)
+    return hooks, attributes
+
+
+def test_the_plugin_reference_lists_exactly_the_contract_of_hookspecs() -> None:
+    hooks, attributes = contract_table(PLUGINS_DOC.read_text(encoding="utf-8"))
+    assert hooks == spec_hooks()
+    declared = [*hookspecs.PluginAttributes.__annotations__]
+    declared += [
+        name
+        for name, member in vars(hookspecs.PluginAttributes).items()
+        if inspect.isfunction(member) and not name.startswith("_")
+    ]
+    assert sorted(attributes) == sorted(declared)
+
+
+def test_every_plugin_attribute_is_explained_in_the_protocol_docstring() -> None:
+    doc = inspect.getdoc(hookspecs.PluginAttributes) or ""
+    for name in ["name", "rlm_dispatch", "flush", "close"]:
+        assert f"``{name}" in doc, name

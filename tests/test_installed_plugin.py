@@ -77,7 +77,8 @@ EMIT = """
 import sys
 sys.path.insert(0, {root!r})
 from tests.helpers.factories import iteration, run_info, run_result
-from rlm_core import get_plugin_manager, load_settings
+from rlm_core import load_settings
+from rlm_core.plugins import get_plugin_manager
 manager = get_plugin_manager(load_settings())
 run = run_info("run-42")
 manager.hook.run_start(run=run)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core import SCHEMA_VERSION, __version__
+from rlm_core import __version__
 from rlm_core.config import Settings
-from rlm_core.events import Iteration, RunInfo, ToolCall
+from rlm_core.events import SCHEMA_VERSION, Iteration, RunInfo, ToolCall
 from rlm_core.plugins import get_plugin_manager
 from rlm_core.runlog import iter_hook_calls, read_log
 from rlm_core.testing import capture_events

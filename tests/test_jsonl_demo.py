@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core import Settings, get_plugin_manager, run
+from rlm_core import Settings, run
 from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
+from rlm_core.plugins import get_plugin_manager
 from rlm_core.runlog import iter_hook_calls, read_log
 from rlm_core.testing import capture_events
 from rlm_plugins.jsonl import JsonlTracker

@@ -12,7 +12,7 @@ import pytest
 
 from rlm_core.config import CliOptions, Settings, load_settings
 from rlm_core.errors import PluginSelectionError
-from rlm_core.hookspecs import hookimpl
+from rlm_core.hookspecs import EVENT_HOOKS, hookimpl
 from rlm_core.plugins import HOOK_NAMES, PluginManager, ambient_plugins, get_plugin_manager
 from rlm_core.testing import RecordingPlugin, capture_events
 from tests.helpers import sample_module_plugin
@@ -71,7 +71,8 @@ def states(manager: PluginManager) -> dict[str, tuple[str, str | None]]:
 
 
 def test_hook_names_are_the_contract() -> None:
-    assert set(HOOK_NAMES) == {
+    assert set(HOOK_NAMES) == {"run_metrics", "run_location", "register_commands", *EVENT_HOOKS}
+    assert set(EVENT_HOOKS) == {
         "run_start",
         "iteration",
         "llm_call",
@@ -204,15 +205,21 @@ def test_plugin_that_fails_to_import_is_unavailable_and_the_others_load(tmp_path
     state, reason = result["broken"]
     assert state == "unavailable"
     assert "No module named 'rlm_test_backend_that_is_not_installed'" in str(reason)
-    assert "pip install rlm_test_backend_that_is_not_installed" in str(reason)
+    assert (
+        "reinstall rlm-broken with its dependencies from its path: pip install PATH/TO/rlm-broken"
+        in str(reason)
+    )
     assert result["counting"][0] == "enabled"
 
 
-def test_builtin_plugin_with_a_missing_extra_hints_at_the_extra(tmp_path: Path) -> None:
-    core = FakeDistribution("rlm-core", "0.1.0", {"mlflow": f"{HELPERS}.sample_broken_import"})
-    state, reason = states(manager_for(tmp_path, eps=entry_points(core)))["mlflow"]
+def test_a_plugin_that_says_how_to_install_its_backend_is_shown_as_is(tmp_path: Path) -> None:
+    dist = FakeDistribution("rlm-hinted", "1.0", {"hinted": f"{HELPERS}.sample_hinted_import"})
+    state, reason = states(manager_for(tmp_path, eps=entry_points(dist)))["hinted"]
     assert state == "unavailable"
-    assert "pip install 'rlm-core[mlflow]'" in str(reason)
+    assert reason == (
+        "import failed: ImportError: the hinted tracker needs its backend: "
+        "pip install -e ./hinted-backend"
+    )
 
 
 def test_asking_for_an_unavailable_plugin_is_an_error_with_the_reason(tmp_path: Path) -> None:

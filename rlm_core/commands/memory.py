@@ -15,13 +15,13 @@ from rlm_core.commands.options import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.memory.base import MemoryStats, MemoryUse
 from rlm_core.memory.store import SQLiteMemoryStore
-from rlm_plugins.memory_metrics.cli import register_report
 
 _MAX_PROBLEMS_SHOWN = 50
 _TITLE_CHARS = 60
 
 
-def register(commands: Any) -> None:
+def register(commands: Any) -> Any:
+    """Add ``rlm memory``; return its subcommands, to which plugins add theirs."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("database")
     group.add_argument(
@@ -87,7 +87,7 @@ def register(commands: Any) -> None:
     )
     importer.add_argument("file", metavar="FILE", help="the pack to read, or -")
     importer.set_defaults(handler=memory_import)
-    register_report(subcommands)
+    return subcommands  # plugins add theirs (``rlm memory report``)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:

@@ -16,6 +16,7 @@ from rlm_core._flush import settle
 from rlm_core.commands.options import EXIT_OK, EXIT_RUN_FAILED
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.errors import RLMError
+from rlm_core.hookspecs import RunLocation
 from rlm_core.plugins import PluginManager, get_plugin_manager
 from rlm_core.runlog import RunLog, iter_hook_calls, logged_run_ids, read_log
 
@@ -27,7 +28,7 @@ class ReplayRefused(RLMError):
 def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "replay",
-        help="re-emit JSONL run logs through trackers (e.g. to backfill MLflow)",
+        help="re-emit JSONL run logs through trackers (e.g. to backfill a tracker)",
         description="Read run logs written by the jsonl tracker and emit their events, in "
         "order, through the trackers named with --to only. Bad lines are reported (file:line) "
         "and skipped. The input files are only read. Exit code 0: everything replayed and "
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     plugins = [plugin for _, plugin in manager.list_name_plugin()]
     settle(plugins)
-    undelivered = _undelivered(manager, sorted(runs))
+    undelivered = _undelivered(manager, logs)
     for name, run_id, where in undelivered:
         print(f"rlm: replay: run {run_id} did not reach {name!r}; kept in {where}", file=sys.stderr)
 
@@ -86,37 +87,29 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_RUN_FAILED if problems or failing or undelivered else EXIT_OK
 
 
-def _undelivered(
-    manager: PluginManager, runs: list[tuple[Path, str]]
-) -> list[tuple[str, str, str]]:
+def _undelivered(manager: PluginManager, logs: list[RunLog]) -> list[tuple[str, str, str]]:
     """``(tracker, run id, where the events are)`` for each run a tracker says it did not
-    deliver, through the optional ``undelivered(run_id)`` attribute of the contract."""
+    deliver (its ``run_location`` has ``delivered=False``)."""
     found = []
-    for name, plugin in manager.list_name_plugin():
-        ask = getattr(plugin, "undelivered", None)
-        if not callable(ask):
-            continue
-        for run_id in dict.fromkeys(run_id for _, run_id in runs):
-            where = ask(run_id)
-            if where:
-                found.append((name, run_id, str(where)))
+    for log in logs:
+        for run in log.runs.values():
+            for name, location in manager.collect("run_location", run=run):
+                if isinstance(location, RunLocation) and not location.delivered:
+                    found.append((name, run.run_id, location.where))
     return found
 
 
 def _refuse_duplicates(manager: PluginManager, logs: list[RunLog]) -> None:
-    """Refuse when a file-writing tracker (one with ``destination(run)``, i.e. jsonl) would append
-    a run to a file that already holds it, such as the very log being replayed."""
-    for name, plugin in manager.list_name_plugin():
-        destination = getattr(plugin, "destination", None)
-        if not callable(destination):
-            continue
-        held: dict[Path, set[str]] = {}
-        for log in logs:
-            for run in log.runs.values():
-                try:
-                    target = Path(destination(run)).resolve()
-                except ValueError:
-                    continue  # the tracker cannot write this run at all; it will say so
+    """Refuse when a tracker that writes run logs (its ``run_location`` names a ``run_log``, as
+    jsonl's does) would append a run to a file that already holds it, such as the very log being
+    replayed."""
+    held: dict[Path, set[str]] = {}
+    for log in logs:
+        for run in log.runs.values():
+            for name, location in manager.collect("run_location", run=run):
+                if not isinstance(location, RunLocation) or location.run_log is None:
+                    continue
+                target = Path(location.run_log).resolve()
                 if target not in held:
                     held[target] = logged_run_ids(target) if target.is_file() else set()
                 if run.run_id in held[target]:

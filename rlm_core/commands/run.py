@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlm_core.commands.options import (
     EXIT_OK,
@@ -14,7 +14,11 @@ from rlm_core.commands.options import (
     settings_from,
 )
 from rlm_core.errors import ConfigError
-from rlm_core.events import RunResult
+from rlm_core.events import RunInfo, RunResult
+from rlm_core.hookspecs import RunLocation, hookimpl
+
+if TYPE_CHECKING:
+    from rlm_core.plugins import PluginManager
 
 
 def register(commands: Any) -> None:
@@ -79,7 +83,8 @@ def _execute(args: argparse.Namespace, question: str, ontology: Path, record: st
 
     tags = _parse_tags(args.tag)
     settings = settings_from(args)
-    extra: list[object] = []
+    started = _StartedRuns()
+    extra: list[object] = [started]
     if not args.json and sys.stderr.isatty():
         from rlm_core.commands.progress import ProgressLine
 
@@ -94,36 +99,31 @@ def _execute(args: argparse.Namespace, question: str, ontology: Path, record: st
         record=record,
         manager=manager,
     )
-    undelivered = _deliver(manager, result.run_id, status=not args.json and sys.stderr.isatty())
+    _settle(manager, status=not args.json and sys.stderr.isatty())
+    locations = _locations(manager, started.runs.get(result.run_id))
     if args.json:
         import orjson
 
         sys.stdout.write(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
     else:
-        _print_result(result, _locations(manager, result.run_id))
+        _print_result(result, [(name, loc.where) for name, loc in locations])
+    undelivered = [name for name, location in locations if not location.delivered]
     return EXIT_OK if result.converged and not undelivered else EXIT_RUN_FAILED
 
 
-def _deliver(manager: Any, run_id: str, *, status: bool) -> list[str]:
-    """Wait (bounded, each tracker by its own timeout) until the trackers delivered the run,
-    with a status line on a terminal; the names of trackers that say they did not."""
+def _settle(manager: PluginManager, *, status: bool) -> None:
+    """Wait (bounded, each tracker by its own timeout) until the trackers delivered what they
+    were given, with a status line on a terminal, before saying where the run went."""
     from rlm_core._flush import settle
 
     if status:
         sys.stderr.write("Delivering the run to the trackers…")
         sys.stderr.flush()
-    plugins = [plugin for _, plugin in manager.list_name_plugin()]
-    settle(plugins)
+    settle(plugin for _, plugin in manager.list_name_plugin())
     if status:
         sys.stderr.write("\r\033[K")
         sys.stderr.flush()
-    missing = []
-    for name, plugin in manager.list_name_plugin():
-        ask = getattr(plugin, "undelivered", None)
-        if callable(ask) and ask(run_id):
-            missing.append(name)
-    return missing
 
 
 def _parse_tags(pairs: list[str]) -> dict[str, str]:
@@ -136,16 +136,27 @@ def _parse_tags(pairs: list[str]) -> dict[str, str]:
     return tags
 
 
-def _locations(manager: Any, run_id: str) -> list[tuple[str, str]]:
-    """``(plugin, where)`` for every plugin that says where it wrote the run."""
-    found = []
-    for name, plugin in manager.list_name_plugin():
-        locate = getattr(plugin, "output_location", None)
-        if callable(locate):
-            where = locate(run_id)
-            if where:
-                found.append((name, str(where)))
-    return found
+class _StartedRuns:
+    """Keeps the runs' :class:`RunInfo`, which ``run_location`` takes."""
+
+    name = "rlm-run-command"
+
+    def __init__(self) -> None:
+        self.runs: dict[str, RunInfo] = {}
+
+    @hookimpl
+    def run_start(self, run: RunInfo) -> None:
+        self.runs[run.run_id] = run
+
+
+def _locations(manager: PluginManager, run: RunInfo | None) -> list[tuple[str, RunLocation]]:
+    """``(plugin, location)`` for every plugin that says where it put the run."""
+    if run is None:
+        return []
+    return [
+        (name, location if isinstance(location, RunLocation) else RunLocation(str(location)))
+        for name, location in manager.collect("run_location", run=run)
+    ]
 
 
 def _print_result(result: RunResult, locations: list[tuple[str, str]]) -> None:

@@ -12,12 +12,14 @@ import threading
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from rlm_core._publish import register_run, unregister_run
-from rlm_core.events import Event, RunInfo, utc_now
+from rlm_core.events import Event, RunInfo, RunResult, utc_now
 from rlm_core.hookspecs import PAYLOAD_ARGUMENTS
+from rlm_core.logs import get_logger
 from rlm_core.plugins import PluginManager
 
 __all__ = ["RunEmitter"]
+
+_log = get_logger("rlm.engine")
 
 E = TypeVar("E", bound=Event)
 
@@ -39,13 +41,7 @@ class RunEmitter:
             self.run = RunInfo(
                 run_id=self.run_id, seq=next(self._seq), timestamp=utc_now(), **fields
             )
-            # Plugins can publish metrics for this run from now until run_end has returned.
-            register_run(self.run_id, self)
-            try:
-                self.manager.hook.run_start(run=self.run)
-            except BaseException:  # strict mode: the run ends here, so does its registration
-                unregister_run(self.run_id)
-                raise
+            self.manager.hook.run_start(run=self.run)
             return self.run
 
     def emit(self, hook: str, payload_type: type[E], **fields: Any) -> E | None:
@@ -59,12 +55,31 @@ class RunEmitter:
             payload = payload_type(
                 run_id=self.run_id, seq=next(self._seq), timestamp=utc_now(), **fields
             )
-            try:
-                getattr(self.manager.hook, hook)(run=self.run, **{PAYLOAD_ARGUMENTS[hook]: payload})
-            finally:
-                if hook == "run_end":
-                    unregister_run(self.run_id)
+            if isinstance(payload, RunResult):
+                self._publish_derived_metrics(payload)
+            getattr(self.manager.hook, hook)(run=self.run, **{PAYLOAD_ARGUMENTS[hook]: payload})
             return payload
+
+    def _publish_derived_metrics(self, result: RunResult) -> None:
+        """The ``run_metrics`` answers, emitted as ``metrics`` before ``run_end`` closes the run.
+
+        An answer that is not a mapping of names to numbers is dropped with a warning: one
+        plugin's mistake must not cost the others their metrics or the run its end."""
+        if not self.manager.hook.wants("run_metrics"):
+            return
+        for plugin, values in self.manager.collect("run_metrics", run=self.run, result=result):
+            try:
+                numbers = {str(name): float(value) for name, value in dict(values).items()}
+            except (TypeError, ValueError) as exc:
+                _log.warning(
+                    "plugin %r: run_metrics returned %s, not a mapping of names to numbers (%s)",
+                    plugin,
+                    type(values).__name__,
+                    exc,
+                )
+                continue
+            if numbers:
+                self.metrics(numbers)
 
     def plugin_trouble(self) -> tuple[dict[str, int], dict[str, str]]:
         """Errors each plugin raised since this run started, and the blocked plugins' reasons."""

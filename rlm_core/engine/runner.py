@@ -12,7 +12,6 @@ DSPy and rdflib are imported inside :func:`run`, so importing ``rlm_core`` stays
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import secrets
 import time
@@ -34,11 +33,12 @@ from rlm_core.events import (
     RunResult,
     utc_now,
 )
+from rlm_core.logs import get_logger
 from rlm_core.plugins import PluginManager, get_plugin_manager
 
 __all__ = ["new_run_id", "run"]
 
-log = logging.getLogger("rlm.run")
+log = get_logger("rlm.run")
 
 
 def new_run_id() -> str:

@@ -5,8 +5,8 @@ it, the trajectory is judged, the strategies the run used are credited or debite
 are extracted. Importing this package does not import DSPy: judging and extracting live in
 :mod:`rlm_core.memory.judge`, loaded only when a run is judged.
 
-Internal to rlm-core except :class:`MemoryStore`, the API other components (the memory-metrics
-plugin, ``rlm memory``) read memory through; never read its tables.
+Internal to rlm-core except :class:`MemoryStore`, the API other components (plugins,
+``rlm memory``) read memory through; never read its tables.
 """
 
 from __future__ import annotations

@@ -221,6 +221,10 @@ class MemoryStore(Protocol):
         """Every stored memory, oldest first; only scope ``ontology`` when given."""
         ...
 
+    def memories(self, ids: Sequence[str]) -> dict[str, MemoryRecord]:
+        """The stored memories with these ids, by id; an id not stored is left out."""
+        ...
+
     def stats(self, *, top: int = 5) -> MemoryStats:
         """Counts and the ``top`` memories by use and by success rate."""
         ...

@@ -42,6 +42,7 @@ DEFAULT_TIMEOUT = 10.0
 
 _BM25_WEIGHTS = (3.0, 2.0, 2.0, 1.0)  # title, description, tags, content: as memory_fts columns
 _PAGE = 1000
+_IDS_PER_QUERY = 500  # under SQLite's oldest limit of 999 bound parameters
 _RECORD_COLUMNS = (
     "id, title, description, content, tags, scope, source, run_id, created_at, "
     "access_count, success_count, failure_count"
@@ -314,6 +315,21 @@ class SQLiteMemoryStore:
             if len(rows) < _PAGE:
                 return
             last = rows[-1][0]
+
+    def memories(self, ids: Sequence[str]) -> dict[str, MemoryRecord]:
+        """The stored memories with these ids, by id; an id not stored is left out."""
+        unique = list(dict.fromkeys(ids))
+        found: dict[str, MemoryRecord] = {}
+        for start in range(0, len(unique), _IDS_PER_QUERY):
+            chunk = unique[start : start + _IDS_PER_QUERY]
+            with self._reading() as db:
+                rows = db.execute(
+                    f"SELECT {_RECORD_COLUMNS} FROM memories "
+                    f"WHERE id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+            found.update((record.memory_id, record) for record in map(_record, rows))
+        return found
 
     def stats(self, *, top: int = 5) -> MemoryStats:
         """Counts over the store and its ``top`` memories by use and by success rate."""

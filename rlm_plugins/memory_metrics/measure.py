@@ -51,6 +51,7 @@ class RunObservations:
     root_calls_with_tokens: int = 0
     verdict: Judgment | None = None
     extraction: MemoryExtraction | None = None
+    measurement: Measurement | None = None  # once run_metrics measured the run
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,21 +1,25 @@
 """The text of retrieved memories: read from the memory database, formatted as the engine did.
 
-``memory_retrieved`` carries ids, titles, ranks and scores only. The plugin reads the rest from
-the memory database at ``run_end`` (read-only, one query for the run's few rows) and rebuilds the
-text the run's prompt got with :func:`rlm_core.memory.format_memories`, which is deterministic,
-and memories never change (their id is a hash of their text).
+``memory_retrieved`` carries ids, titles, ranks and scores only. The plugin reads the rest through
+the memory store's API (:meth:`~rlm_core.memory.MemoryStore.memories`, never its tables) when the
+run is over, and rebuilds the text the run's prompt got with
+:func:`rlm_core.memory.format_memories`, which is deterministic, and memories never change (their
+id is a hash of their text).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rlm_core.events import RetrievedMemory
-from rlm_core.memory import RetrievedItem, format_memories
+from rlm_core.memory import (
+    MemoryStoreError,
+    RetrievedItem,
+    SQLiteMemoryStore,
+    format_memories,
+)
 
 __all__ = [
     "PROMPT_PREVIEW_CHARS",
@@ -66,25 +70,17 @@ class MemoryReadError(Exception):
 
 
 def read_memories(path: Path, ids: Sequence[str]) -> dict[str, MemoryText]:
-    """The memories with these ids found in the database at ``path``, opened read-only."""
-    if not path.is_file():
-        raise MemoryReadError(f"no memory database at {path}")
-    placeholders = ", ".join("?" * len(ids))
+    """The memories with these ids found in the memory database at ``path``."""
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            rows = db.execute(
-                "SELECT id, title, description, content, tags, scope FROM memories "
-                f"WHERE id IN ({placeholders})",
-                list(ids),
-            ).fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error as exc:
-        raise MemoryReadError(f"cannot read memory database {path}: {exc}") from None
+        with SQLiteMemoryStore(path, create=False) as store:
+            records = store.memories(ids)
+    except MemoryStoreError as exc:
+        raise MemoryReadError(str(exc)) from None
     return {
-        row[0]: MemoryText(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), row[5])
-        for row in rows
+        memory_id: MemoryText(
+            memory_id, record.title, record.description, record.content, record.tags, record.scope
+        )
+        for memory_id, record in records.items()
     }
 
 

@@ -1,22 +1,19 @@
 """The ``memory_metrics`` plugin: does procedural memory help? Measured per run, kept across runs.
 
-During a run the hooks only note what they see, in memory. At ``run_end`` the plugin reads the
-retrieved memories' text from the memory database, computes the run's metrics, publishes them
-through the ``metrics`` hook (so every tracker records them without knowing this plugin), and
-appends the run to its own state file, which ``rlm memory report`` reads.
-
-``run_end`` is ``tryfirst``: the metrics must reach every tracker before that tracker's own
-``run_end`` closes the run (pluggy calls ``tryfirst`` implementations before the others).
+During a run the hooks only note what they see, in memory. When the run is over, ``run_metrics``
+reads the retrieved memories' text through the memory store's API, computes the run's metrics
+and returns them (the engine emits them as ``metrics`` to every tracker before any tracker's
+``run_end``); ``run_end`` appends the run to the plugin's own state file, which
+``rlm memory report`` reads. A replayed run (no ``run_metrics`` call) is measured at ``run_end``.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
-from rlm_core._publish import publish_metrics
 from rlm_core.events import (
     Iteration,
     Judgment,
@@ -26,7 +23,8 @@ from rlm_core.events import (
     RunInfo,
     RunResult,
 )
-from rlm_core.hookspecs import hookimpl
+from rlm_core.hookspecs import CommandAdder, RunLocation, hookimpl
+from rlm_core.logs import get_logger
 from rlm_plugins.memory_metrics.measure import PREFIX, Measurement, RunObservations, measure
 from rlm_plugins.memory_metrics.sources import MemoryReadError, MemoryText, read_memories
 from rlm_plugins.memory_metrics.state import RetrievalRow, RunRow, write_run
@@ -36,7 +34,7 @@ __all__ = ["DEFAULT_DB", "DEFAULT_STATE", "MemoryMetricsTracker"]
 DEFAULT_DB = "rlm-memory.db"
 DEFAULT_STATE = "rlm-memory-metrics.db"
 
-log = logging.getLogger("rlm.memory_metrics")
+log = get_logger("rlm.memory_metrics")
 
 
 class MemoryMetricsTracker:
@@ -51,6 +49,14 @@ class MemoryMetricsTracker:
 
     name = "memory_metrics"
 
+    @staticmethod
+    @hookimpl
+    def register_commands(groups: Mapping[str, CommandAdder]) -> None:
+        """``rlm memory report``."""
+        from rlm_plugins.memory_metrics.cli import register_report
+
+        register_report(groups["memory"])
+
     def __init__(self, db: str = DEFAULT_DB, state: str = DEFAULT_STATE) -> None:
         for option, value in (("db", db), ("state", state)):
             if not isinstance(value, str) or not value.strip():
@@ -61,11 +67,12 @@ class MemoryMetricsTracker:
         self._stored: set[str] = set()
         self._lock = threading.Lock()
 
-    def output_location(self, run_id: str) -> str | None:
+    @hookimpl
+    def run_location(self, run: RunInfo) -> RunLocation | None:
         """Where the run's row went, for ``rlm run`` to print."""
-        if run_id not in self._stored:
+        if run.run_id not in self._stored:
             return None
-        return f"{self.state} (rlm memory report --state {self.state})"
+        return RunLocation(f"{self.state} (rlm memory report --state {self.state})")
 
     @hookimpl
     def memory_retrieved(self, run: RunInfo, retrieval: MemoryRetrieval) -> None:
@@ -90,17 +97,21 @@ class MemoryMetricsTracker:
     def memory_extracted(self, run: RunInfo, extraction: MemoryExtraction) -> None:
         self._seen(run).extraction = extraction
 
-    @hookimpl(tryfirst=True)
+    @hookimpl
+    def run_metrics(self, run: RunInfo, result: RunResult) -> Mapping[str, float]:
+        seen = self._seen(run)
+        started = time.perf_counter()
+        seen.measurement = measure(seen, self._texts(seen), result.sparql)
+        log.debug("run %s: memory metrics took %.1f ms", run.run_id, _ms(started))
+        return seen.measurement.values
+
+    @hookimpl
     def run_end(self, run: RunInfo, result: RunResult) -> None:
         with self._lock:
             seen = self._runs.pop(run.run_id, None) or RunObservations()
-        started = time.perf_counter()
-        measurement = measure(seen, self._texts(seen), result.sparql)
-        if not publish_metrics(run, measurement.values):
-            log.debug("run %s is not in progress here; metrics only stored", run.run_id)
+        measurement = seen.measurement or measure(seen, self._texts(seen), result.sparql)
         write_run(self.state, _row(run, result, seen, measurement))
         self._stored.add(run.run_id)
-        log.debug("run %s: memory metrics took %.1f ms", run.run_id, _ms(started))
 
     def _seen(self, run: RunInfo) -> RunObservations:
         seen = self._runs.get(run.run_id)

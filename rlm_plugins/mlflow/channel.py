@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import logging
 import os
 import threading
 from pathlib import Path
 
 from rlm_core._redact import Redactor, environment_secrets
 from rlm_core.delivery import BackgroundDelivery
+from rlm_core.logs import get_logger
 from rlm_plugins.mlflow.records import End, Record
 from rlm_plugins.mlflow.spool import write_spool
 from rlm_plugins.mlflow.writer import MAX_KNOWN_RUNS, MlflowWriter
 
 __all__ = ["Channel", "Delivered", "Spooled", "channel_for"]
 
-log = logging.getLogger("rlm.mlflow")
-
-# How long the worker waits for the jsonl tracker to finish a log before uploading it.
-JSONL_WAIT = 2.0
+log = get_logger("rlm.mlflow")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +62,6 @@ class Channel:
             experiment=key.experiment,
             artifact_location=key.artifact_location,
             redactor=redactor,
-            jsonl_wait=JSONL_WAIT,
             on_end=self._resolve,
         )
         self.delivery: BackgroundDelivery[Record] = BackgroundDelivery(

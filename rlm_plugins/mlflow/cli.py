@@ -1,6 +1,7 @@
 """``rlm mlflow experiments|search|export``: the runs the mlflow tracker logged, from the terminal.
 
-mlflow is imported inside the handlers only (``rlm --help`` imports this module). The store is
+mlflow is imported inside the handlers only (``rlm --help`` imports this module, through the
+tracker's ``register_commands`` hook). The store is
 ``--tracking-uri``, else ``[plugins.mlflow] tracking_uri``, else ``sqlite:///mlflow.db``; a
 missing SQLite file or an unreachable server is a one-line error, exit code 2.
 """
@@ -20,13 +21,17 @@ from rlm_core.commands.options import EXIT_OK, EXIT_USAGE
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.errors import RLMError
 from rlm_plugins.mlflow.imports import load_mlflow
-from rlm_plugins.mlflow.location import check_reachable, is_server, sqlite_path
+from rlm_plugins.mlflow.location import (
+    DEFAULT_EXPERIMENT,
+    DEFAULT_TRACKING_URI,
+    check_reachable,
+    is_server,
+    quiet_mlflow_logging,
+    sqlite_path,
+)
 from rlm_plugins.mlflow.store import broken_store
+from rlm_plugins.mlflow.writer import HEALTH_TIMEOUT, RUN_ID_TAG
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-DEFAULT_EXPERIMENT = "rlm"
-RUN_ID_TAG = "rlm.run_id"
-_HEALTH_TIMEOUT = 3.0
 _PAGE_SIZE = 1000
 _QUESTION_CHARS = 50
 
@@ -214,6 +219,7 @@ def _tracking_uri(args: argparse.Namespace) -> str:
 def _client(args: argparse.Namespace) -> Any:
     """A client for the store, once it is known to be there (MLflow would create an empty
     SQLite store, or retry a dead server for minutes)."""
+    quiet_mlflow_logging()
     uri = _tracking_uri(args)
     database = sqlite_path(uri)
     if database is not None and not database.is_file():
@@ -223,7 +229,7 @@ def _client(args: argparse.Namespace) -> Any:
         )
     if is_server(uri):
         try:
-            check_reachable(uri, _HEALTH_TIMEOUT)
+            check_reachable(uri, HEALTH_TIMEOUT)
         except ConnectionError as exc:
             raise MlflowCommandError(str(exc)) from None
     load_mlflow()

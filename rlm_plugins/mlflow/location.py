@@ -9,18 +9,27 @@ changes directory (or a worker thread) cannot end up writing to a second store.
 
 from __future__ import annotations
 
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from rlm_core.logs import verbose
+
 __all__ = [
+    "DEFAULT_EXPERIMENT",
+    "DEFAULT_TRACKING_URI",
     "artifact_location_for",
     "check_reachable",
     "is_server",
+    "quiet_mlflow_logging",
     "resolve_artifact_location",
     "resolve_tracking_uri",
     "sqlite_path",
 ]
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "rlm"
 
 _SQLITE = "sqlite:///"
 
@@ -75,3 +84,11 @@ def check_reachable(uri: str, timeout: float) -> None:
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ConnectionError(f"MLflow server {uri} is unreachable: {reason}") from None
+
+
+def quiet_mlflow_logging() -> None:
+    """Keep MLflow's INFO lines (database creation, migrations) off the terminal unless rlm runs
+    verbose (``rlm -v``, ``RLM_TRACE_PLUGINS=1``). Takes effect when mlflow is first imported; an
+    explicit ``MLFLOW_LOGGING_LEVEL`` wins."""
+    if not verbose():
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from pathlib import Path
 from typing import TypeAlias
 
 from rlm_core.events import Event, RunInfo
-from rlm_plugins.mlflow.spool import MetricsCall
+from rlm_core.runlog import MetricsPoint
 
 __all__ = [
     "Artifact",
     "End",
     "LinkTraces",
-    "LogFile",
     "MetricPoint",
     "Record",
     "Start",
@@ -68,23 +66,16 @@ class Artifact:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class LogFile:
-    """The run's JSONL log, uploaded once the jsonl tracker has written its ``run_end`` line."""
-
-    run_id: str
-    path: Path
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class End:
-    """End the MLflow run with ``status`` at ``end_time`` (ms), describe it, and mark it
-    complete. ``events`` are the run's hook calls: spooled if the run did not fully arrive."""
+    """Upload the run's log (built from ``events``, the run's hook calls), end the MLflow run
+    with ``status`` at ``end_time`` (ms), describe it, and mark it complete. A run that did not
+    fully arrive has the same log written to a spool file instead."""
 
     run: RunInfo
     status: str
     end_time: int
     description: str
-    events: tuple[Event | MetricsCall, ...]
+    events: tuple[Event | MetricsPoint, ...]
 
     @property
     def run_id(self) -> str:
@@ -98,4 +89,4 @@ class LinkTraces:
     run_id: str
 
 
-Record: TypeAlias = Start | Values | Artifact | LogFile | End | LinkTraces
+Record: TypeAlias = Start | Values | Artifact | End | LinkTraces

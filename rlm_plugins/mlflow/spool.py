@@ -5,30 +5,17 @@ file (that may be the very log a replay is reading), so nothing recorded is ever
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 import os
 import re
-from datetime import datetime
 from pathlib import Path
 
-from rlm_core import __version__
 from rlm_core._redact import Redactor
-from rlm_core.events import SCHEMA_VERSION, Event, JSONValue, RunInfo
+from rlm_core.events import Event, RunInfo
+from rlm_core.runlog import MetricsPoint, run_log_text
 
-__all__ = ["MetricsCall", "file_name_safe", "write_spool"]
+__all__ = ["file_name_safe", "write_spool"]
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-
-
-@dataclasses.dataclass(frozen=True)
-class MetricsCall:
-    """A ``metrics`` hook call, kept for the spool file (it has no event class)."""
-
-    values: dict[str, float]
-    step: int | None
-    timestamp: datetime
 
 
 def file_name_safe(value: str) -> str:
@@ -36,20 +23,10 @@ def file_name_safe(value: str) -> str:
 
 
 def write_spool(
-    directory: Path, run: RunInfo, events: tuple[Event | MetricsCall, ...], redactor: Redactor
+    directory: Path, run: RunInfo, events: tuple[Event | MetricsPoint, ...], redactor: Redactor
 ) -> Path:
-    """Write the run's events to a new file in ``directory`` and return its path."""
-    header: dict[str, JSONValue] = {
-        "record": "header",
-        "schema_version": SCHEMA_VERSION,
-        "rlm_core_version": __version__,
-        "run": run.to_dict(),
-    }
-    lines = [header, *(_serialize(event, run.run_id) for event in events)]
-    text = "".join(
-        json.dumps(redactor.json(line), ensure_ascii=False, allow_nan=False) + "\n"
-        for line in lines
-    )
+    """Write the run's events as a run log to a new file in ``directory``; its path."""
+    text = run_log_text(run, events, redactor.json)
     directory.mkdir(parents=True, exist_ok=True)
     stem = file_name_safe(run.run_id)
     for attempt in range(1, 10_000):
@@ -64,18 +41,3 @@ def write_spool(
             os.fsync(handle.fileno())
         return path
     raise FileExistsError(f"{directory}: no free spool file name for run {run.run_id}")
-
-
-def _serialize(event: Event | MetricsCall, run_id: str) -> dict[str, JSONValue]:
-    if isinstance(event, Event):
-        return event.to_dict()
-    return {
-        "event": "metrics",
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "values": {
-            name: value if math.isfinite(value) else None for name, value in event.values.items()
-        },
-        "step": event.step,
-        "timestamp": event.timestamp.isoformat(),
-    }

@@ -11,18 +11,18 @@ the last run that turned it on, unless it was on before.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
+from rlm_core.logs import get_logger
 from rlm_plugins.mlflow.imports import load_mlflow
 from rlm_plugins.mlflow.location import resolve_tracking_uri
 
 __all__ = ["TRACE_RUN_ID_KEY", "DspyTraces", "link"]
 
-log = logging.getLogger("rlm.mlflow")
+log = get_logger("rlm.mlflow")
 
 TRACE_RUN_ID_KEY = "rlm.run_id"
 MAX_LINKS_PER_CALL = 100

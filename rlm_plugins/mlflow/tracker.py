@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import logging
 import string
 import threading
 from collections.abc import Mapping
@@ -34,11 +33,16 @@ from rlm_core.events import (
     ToolCall,
     utc_now,
 )
-from rlm_core.hookspecs import hookimpl
+from rlm_core.hookspecs import CommandAdder, RunLocation, hookimpl
+from rlm_core.logs import get_logger
+from rlm_core.runlog import MetricsPoint
 from rlm_plugins.mlflow.channel import Channel, Spooled, channel_for
 from rlm_plugins.mlflow.location import (
+    DEFAULT_EXPERIMENT,
+    DEFAULT_TRACKING_URI,
     artifact_location_for,
     is_server,
+    quiet_mlflow_logging,
     resolve_artifact_location,
     resolve_tracking_uri,
 )
@@ -46,14 +50,12 @@ from rlm_plugins.mlflow.records import (
     Artifact,
     End,
     LinkTraces,
-    LogFile,
     MetricPoint,
     Record,
     Start,
     Values,
     millis,
 )
-from rlm_plugins.mlflow.spool import MetricsCall, file_name_safe
 from rlm_plugins.mlflow.traces import DspyTraces
 from rlm_plugins.mlflow.writer import describe
 
@@ -62,12 +64,13 @@ __all__ = ["MlflowTracker"]
 # Checked, not imported: a missing mlflow makes the plugin unavailable, with the install hint.
 if importlib.util.find_spec("mlflow") is None:
     raise ImportError(
-        "the mlflow tracker needs the mlflow package (pip install 'rlm-core[mlflow]')",
+        "the mlflow tracker needs the mlflow package: in the rlm-core checkout, "
+        "pip install -e '.[mlflow]'",
         name="mlflow",
     )
 
 
-log = logging.getLogger("rlm.mlflow")
+log = get_logger("rlm.mlflow")
 
 _PLACEHOLDERS = ("run_id", "date", "ontology", "question")
 _QUESTION_CHARS = 60
@@ -78,7 +81,7 @@ class _RunState:
     """What the engine thread keeps per run: its events (for the spool) and step counters."""
 
     run: RunInfo
-    events: list[Event | MetricsCall]
+    events: list[Event | MetricsPoint]
     step_llm_calls: int = 0
     step_prompt_tokens: int = 0
     step_completion_tokens: int = 0
@@ -102,32 +105,35 @@ class MlflowTracker:
     :param flush_timeout: seconds ``flush`` (and the exit) waits for the data to reach MLflow;
         creating a new SQLite store is not counted.
     :param log_traces: turn on MLflow's DSPy autologging during runs (off by default).
-    :param jsonl_path: where the jsonl tracker writes the run's log, relative to the working
-        directory (``{run_id}``, ``{date}``, ``{ontology}``; no ``..``, absolute path or ``~``);
-        it is uploaded as an artifact when it exists.
     :param spool_dir: where the events of runs that did not reach MLflow are kept.
     """
 
     name = "mlflow"
 
+    @staticmethod
+    @hookimpl
+    def register_commands(commands: CommandAdder) -> None:
+        """``rlm mlflow experiments|search|export|close``."""
+        from rlm_plugins.mlflow.cli import register
+
+        register(commands)
+
     def __init__(
         self,
-        tracking_uri: str = "sqlite:///mlflow.db",
-        experiment: str = "rlm",
+        tracking_uri: str = DEFAULT_TRACKING_URI,
+        experiment: str = DEFAULT_EXPERIMENT,
         artifact_location: str | None = None,
         run_name: str = "{question} · {ontology} · {run_id}",
         tags: Mapping[str, str] | None = None,
         flush_timeout: float = 10.0,
         log_traces: bool = False,
-        jsonl_path: str = "runs/{run_id}.jsonl",
         spool_dir: str = "mlflow-spool",
     ) -> None:
         cwd = Path.cwd()
+        quiet_mlflow_logging()
         self.tracking_uri = resolve_tracking_uri(tracking_uri, cwd)
         _check_str("experiment", experiment)
         _check_template("run_name", run_name)
-        _check_template("jsonl_path", jsonl_path)
-        _check_relative("jsonl_path", jsonl_path)
         _check_str("spool_dir", spool_dir)
         extra_tags = _check_tags(tags or {})
         if isinstance(flush_timeout, bool) or not isinstance(flush_timeout, int | float):
@@ -143,7 +149,6 @@ class MlflowTracker:
         self.flush_timeout = float(flush_timeout)
         self._run_name = run_name
         self._cwd = cwd
-        self._jsonl_path = jsonl_path
         self._spool_dir = cwd / Path(spool_dir).expanduser()
         self._artifact_location = artifact_location or artifact_location_for(self.tracking_uri)
         self._tags = tuple(extra_tags.items())
@@ -194,37 +199,33 @@ class MlflowTracker:
             self._channel_.give_up(self._ended, f"not delivered within {self._waited:g} s")
         return flushed
 
-    def undelivered(self, run_id: str) -> str | None:
-        """None when the run is in MLflow; else where its undelivered events are kept (or that
-        they are still on their way)."""
+    @hookimpl
+    def run_location(self, run: RunInfo) -> RunLocation | None:
+        """The MLflow run (a UI link for a server); for a run that did not (yet) reach MLflow,
+        the spool file to replay, or that it is still on its way, with ``delivered=False``."""
         if self._channel_ is None:
             return None
-        outcome = self._channel_.outcomes.get(run_id)
+        outcome = self._channel_.outcomes.get(run.run_id)
         if isinstance(outcome, Spooled):
-            return f"{outcome.path} ({outcome.reason})"
-        if self._channel_.pending(run_id):
-            return f"still on its way to {self.tracking_uri}; spooled to {self._spool_dir} at exit"
-        return None
-
-    def output_location(self, run_id: str) -> str | None:
-        """Where the run went, for ``rlm run`` to print (after a flush)."""
-        if self._channel_ is None:
-            return None
-        outcome = self._channel_.outcomes.get(run_id)
-        if isinstance(outcome, Spooled):
-            return (
+            return RunLocation(
                 f"{outcome.path} (not in MLflow: {outcome.reason}; "
-                f"send it with: rlm replay {outcome.path} --to mlflow)"
+                f"send it with: rlm replay {outcome.path} --to mlflow)",
+                delivered=False,
             )
         if outcome is None:
-            if self._channel_.pending(run_id):
-                return f"not delivered to {self.tracking_uri} yet (still on its way)"
+            if self._channel_.pending(run.run_id):
+                return RunLocation(
+                    f"not delivered to {self.tracking_uri} yet (still on its way; what is not "
+                    f"sent by exit goes to {self._spool_dir})",
+                    delivered=False,
+                )
             return None
         mlflow_id = outcome.mlflow_id
         if is_server(self.tracking_uri):
             experiment_id = self._channel_.writer.experiment_id
-            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{mlflow_id}"
-        return f"{self.tracking_uri} (experiment {self.experiment!r}, run {mlflow_id})"
+            base = self.tracking_uri.rstrip("/")
+            return RunLocation(f"{base}/#/experiments/{experiment_id}/runs/{mlflow_id}")
+        return RunLocation(f"{self.tracking_uri} (experiment {self.experiment!r}, run {mlflow_id})")
 
     @hookimpl
     def run_start(self, run: RunInfo) -> None:
@@ -304,7 +305,7 @@ class MlflowTracker:
         """Published numbers, names as given. The hook carries no timestamp, so the points get
         the run's start time: a replay then reproduces them exactly."""
         state = self._state(run)
-        state.events.append(MetricsCall(dict(values), step, utc_now()))
+        state.events.append(MetricsPoint(run.run_id, dict(values), step, utc_now()))
         at, index = millis(run.timestamp), step or 0
         self._values(run, *((name, value, at, index) for name, value in values.items()))
 
@@ -342,7 +343,6 @@ class MlflowTracker:
                 self._submit(record)
             if self._traces_ is not None:
                 self._traces_.end(run.run_id)
-            self._submit(LogFile(run.run_id, self._jsonl_file(run)))
             if traced:
                 self._submit(LinkTraces(run.run_id))
             description = describe(run.question, result.answer)
@@ -369,13 +369,10 @@ class MlflowTracker:
                 return _RunState(run, [])
             state = _RunState(run, [run])
             self._runs[run.run_id] = state
-            self._submit(Start(run, _fill(self._run_name, run, safe=False), self._tags))
+            self._submit(Start(run, _fill(self._run_name, run), self._tags))
         if self._traces_ is not None:
             self._traces_.start(run.run_id)
         return state
-
-    def _jsonl_file(self, run: RunInfo) -> Path:
-        return self._cwd / Path(_fill(self._jsonl_path, run, safe=True)).expanduser()
 
     def _values(self, run: RunInfo, *points: tuple[str, float | int | bool, int, int]) -> None:
         self._submit(Values(run.run_id, _points(points)))
@@ -397,27 +394,16 @@ def _status(result: RunResult) -> str:
     return "FAILED"
 
 
-def _fill(template: str, run: RunInfo, *, safe: bool) -> str:
-    clean = file_name_safe if safe else str
+def _fill(template: str, run: RunInfo) -> str:
     question = " ".join(run.question.split())
     if len(question) > _QUESTION_CHARS:
         question = question[: _QUESTION_CHARS - 1] + "…"
     return template.format(
-        run_id=clean(run.run_id),
+        run_id=run.run_id,
         date=run.started_at.astimezone(UTC).strftime("%Y-%m-%d"),
-        ontology=clean(run.ontology.name),
-        question=clean(question),
+        ontology=run.ontology.name,
+        question=question,
     )
-
-
-def _check_relative(option: str, template: str) -> None:
-    """Refuse a path that could name a file the run did not write (``..``, absolute, ``~``)."""
-    path = Path(template)
-    if template.startswith("~") or path.is_absolute() or ".." in path.parts:
-        raise ValueError(
-            f"mlflow: {option} {template!r} must be a path inside the working directory "
-            "(no '..', absolute path or '~')"
-        )
 
 
 def _check_str(option: str, value: object) -> None:

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import posixpath
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -26,6 +24,8 @@ from typing import Any
 from rlm_core import __version__
 from rlm_core._redact import Redactor
 from rlm_core.events import RunInfo
+from rlm_core.logs import get_logger
+from rlm_core.runlog import run_log_text
 from rlm_plugins.mlflow import traces
 from rlm_plugins.mlflow.imports import load_mlflow
 from rlm_plugins.mlflow.location import check_reachable, is_server, sqlite_path
@@ -33,13 +33,13 @@ from rlm_plugins.mlflow.records import (
     Artifact,
     End,
     LinkTraces,
-    LogFile,
     MetricPoint,
     Record,
     Start,
     Values,
     millis,
 )
+from rlm_plugins.mlflow.spool import file_name_safe
 from rlm_plugins.mlflow.store import BrokenStoreError, broken_store, ensure_sqlite_store
 
 __all__ = [
@@ -53,7 +53,7 @@ __all__ = [
     "truncate",
 ]
 
-log = logging.getLogger("rlm.mlflow")
+log = get_logger("rlm.mlflow")
 
 RUN_ID_TAG = "rlm.run_id"
 COMPLETE_TAG = "rlm.complete"
@@ -67,7 +67,6 @@ MAX_PARAM_CHARS = 6000
 MAX_TAG_CHARS = 8000
 MAX_KEY_CHARS = 250
 HEALTH_TIMEOUT = 3.0
-JSONL_POLL = 0.05
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- :/]")
 
 
@@ -92,7 +91,6 @@ class MlflowWriter:
         experiment: str,
         artifact_location: str | None,
         redactor: Redactor,
-        jsonl_wait: float,
         on_end: Callable[[End, str | None], None],
         preparing: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
@@ -105,7 +103,6 @@ class MlflowWriter:
         self.preparing = preparing
         self._artifact_location = artifact_location
         self._redact = redactor
-        self._jsonl_wait = jsonl_wait
         self._on_end = on_end
         self._skipped: set[str] = set()
         self._client: Any = None
@@ -167,8 +164,6 @@ class MlflowWriter:
             self._client.log_text(
                 self.mlflow_ids[record.run_id], self._redact.text(record.text), record.name
             )
-        elif isinstance(record, LogFile):
-            self._upload_log(record)
         elif isinstance(record, End):
             self._end(record)
         elif isinstance(record, LinkTraces) and self.experiment_id is not None:
@@ -335,24 +330,14 @@ class MlflowWriter:
 
     def _end(self, record: End) -> None:
         mlflow_id = self.mlflow_ids[record.run_id]
+        log_text = run_log_text(record.run, record.events, self._redact.json)
+        self._client.log_text(mlflow_id, log_text, f"logs/{file_name_safe(record.run_id)}.jsonl")
         self._client.set_terminated(mlflow_id, status=record.status, end_time=record.end_time)
         self._log_batch(
             mlflow_id,
             [],
             [],
             [(DESCRIPTION_TAG, record.description), (COMPLETE_TAG, "true")],
-        )
-
-    def _upload_log(self, record: LogFile) -> None:
-        """Upload the jsonl tracker's log once its ``run_end`` line is there (it may write it
-        after this tracker's ``run_end``); a file that does not exist is not waited for."""
-        if not record.path.is_file():
-            return
-        deadline = time.monotonic() + self._jsonl_wait
-        while not _has_run_end(record.path, record.run_id) and time.monotonic() < deadline:
-            time.sleep(JSONL_POLL)
-        self._client.log_artifact(
-            self.mlflow_ids[record.run_id], str(record.path), artifact_path="logs"
         )
 
     def _send(self, run_id: str, pending: _Pending | None) -> None:
@@ -460,21 +445,6 @@ def truncate(text: str, limit: int) -> str:
         return text
     kept = limit - len(f"…[truncated {len(text)} chars]")
     return f"{text[:kept]}…[truncated {len(text) - kept} chars]"
-
-
-def _has_run_end(path: Path, run_id: str) -> bool:
-    """Whether the tail of a JSONL log holds the run's ``run_end`` line."""
-    needle = f'"run_id":"{run_id}"'.encode()
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, 2)
-            handle.seek(max(0, handle.tell() - 1_000_000))
-            tail = handle.read()
-    except OSError:
-        return False
-    return any(
-        line.startswith(b'{"event":"run_end"') and needle in line for line in tail.splitlines()
-    )
 
 
 def _reason(exc: Exception) -> str:

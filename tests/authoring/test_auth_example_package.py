@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core._demo import DEMO_QUESTION
+from rlm_core.testing import DEMO_QUESTION
 from tests.authoring.helpers import (
     EXAMPLES,
     clean_environment,
@@ -60,6 +60,39 @@ def test_rlm_demo_posts_the_summary_to_the_configured_webhook(site: Path, tmp_pa
     assert body["question"] == DEMO_QUESTION
     assert body["answer"] == printed["answer"]
     assert printed["run_id"] in body["text"]
+
+
+def test_the_plugin_adds_rlm_webhook_test_which_posts_through_rlm(
+    site: Path, tmp_path: Path
+) -> None:
+    listing = rlm(["--help"], site, tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert "webhook" in listing.stdout.split("options:")[0]
+    with webhook_receiver() as receiver:
+        (tmp_path / "rlm.toml").write_text(f'[plugins.webhook]\nurl = "{receiver.url}"\n')
+        result = rlm(["webhook", "test"], site, tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"posted a test message to {receiver.url}"
+        assert receiver.wait_for(1) == [{"text": "rlm-webhook-notifier test message", "test": True}]
+    (tmp_path / "rlm.toml").unlink()
+    missing = rlm(["webhook", "test"], site, tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("rlm: error: webhook: url must be an http(s) URL")
+    assert "Traceback" not in missing.stderr
+
+
+def test_without_the_plugin_rlm_has_no_webhook_command(tmp_path: Path) -> None:
+    result = run(
+        [
+            sys.executable,
+            "-c",
+            "from rlm_core.cli import main; raise SystemExit(main(['webhook']))",
+        ],
+        tmp_path,
+        clean_environment(),
+    )
+    assert result.returncode == 2
+    assert "invalid choice: 'webhook'" in result.stderr
 
 
 def test_only_failures_keeps_a_converged_run_quiet(site: Path, tmp_path: Path) -> None:

@@ -103,3 +103,12 @@ def test_the_generated_package_passes_its_own_tests_in_a_fresh_venv(tmp_path: Pa
     assert f"my_tracker: {work / 'my_tracker.jsonl'}" in demo.stdout
     [summary] = (work / "my_tracker.jsonl").read_text(encoding="utf-8").splitlines()
     assert json.loads(summary)["converged"] is True
+
+    shown = venv.run([venv.bin / "rlm", "my_tracker"], work)  # the command the plugin adds
+    assert shown.returncode == 0, shown.stderr
+    run_id = json.loads(summary)["run_id"]
+    assert shown.stdout.splitlines() == [
+        f"{run_id}  converged=True  iterations={json.loads(summary)['iterations']}  "
+        f"tokens={json.loads(summary)['tokens']}",
+        "1 run(s) in my_tracker.jsonl",
+    ]

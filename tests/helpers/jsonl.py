@@ -250,8 +250,9 @@ class QuietTracker:
 
 
 def install_replay_trackers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A distribution on ``sys.path`` with trackers ``jsonl``, ``quiet`` and ``failing``, found by
-    real entry-point discovery; the working directory is an empty one, without RLM_* variables."""
+    """A distribution on ``sys.path`` with trackers ``quiet`` and ``failing``, found by real
+    entry-point discovery beside rlm-core's own (``jsonl`` among them); the working directory is
+    an empty one, without RLM_* variables."""
     site = tmp_path / "site"
     dist_info = site / "rlm_replay_fixture-1.0.dist-info"
     dist_info.mkdir(parents=True)
@@ -260,7 +261,6 @@ def install_replay_trackers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     )
     (dist_info / "entry_points.txt").write_text(
         "[rlm]\n"
-        "jsonl = rlm_plugins.jsonl:JsonlTracker\n"
         "quiet = tests.helpers.jsonl:QuietTracker\n"
         "failing = tests.helpers.jsonl:FailingTracker\n",
         encoding="utf-8",

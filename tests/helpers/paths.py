@@ -13,7 +13,7 @@ def _shared_ontologies() -> Path:
     for folder in REPO.parents:
         candidate = folder / "shared" / "ontologies"
         if candidate.is_dir():
-            return candidate
+            return candidate.resolve()
     return REPO.parent / "shared" / "ontologies"
 
 

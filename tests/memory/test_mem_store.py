@@ -431,3 +431,13 @@ def test_stats_count_and_rank_memories(corpus_store: SQLiteMemoryStore) -> None:
     data = stats.to_dict()
     assert json.loads(json.dumps(data)) == data
     assert data["most_successful"][0]["success_rate"] == 1.0
+
+
+def test_memories_by_id_returns_the_stored_records_and_leaves_out_unknown_ids(
+    corpus_store: SQLiteMemoryStore,
+) -> None:
+    every = {record.memory_id: record for record in corpus_store.records()}
+    wanted = [*list(every)[:2], "not-a-stored-id", next(iter(every))]
+    found = corpus_store.memories(wanted)
+    assert found == {memory_id: every[memory_id] for memory_id in wanted[:2]}
+    assert corpus_store.memories([]) == {}

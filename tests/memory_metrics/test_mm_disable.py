@@ -76,7 +76,10 @@ def test_the_plugin_is_on_by_default_and_takes_its_config_section(tmp_path: Path
         "llm_call",
         "judgment",
         "memory_extracted",
+        "run_metrics",
         "run_end",
+        "run_location",
+        "register_commands",
     }
     plugin = manager.get_plugin("memory_metrics")
     assert isinstance(plugin, MemoryMetricsTracker)

@@ -1,16 +1,14 @@
-"""rlm_core._publish: plugins publish metrics into the run in progress, from inside their hooks, and
-the memory metrics reach every tracker before that tracker's run_end."""
+"""The ``run_metrics`` hook: derived numbers reach every tracker before that tracker's run_end,
+the memory metrics included, whatever the plugins' registration order."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 
 from rlm_core import hookimpl
-from rlm_core._publish import publish_metrics, register_run, unregister_run
-from rlm_core.events import Iteration, RunInfo, RunResult
+from rlm_core.events import RunResult
 from rlm_core.testing import RecordingPlugin
 from rlm_plugins.memory_metrics import MemoryMetricsTracker
 from tests.memory_metrics.helpers import (
@@ -52,59 +50,46 @@ def test_run_level_metrics_reach_a_tracker_before_its_run_end(
     assert metrics.kwargs["run"] == recorder.of("run_start")[0].payload
 
 
-class StepCounter:
-    """A third-party plugin that publishes from run_start, iteration and run_end."""
+class IterationCounter:
+    """A third-party plugin that derives a number from the run and publishes it by returning it
+    from ``run_metrics``; it knows no tracker."""
 
-    name = "step_counter"
-
-    def __init__(self) -> None:
-        self.after_end: bool | None = None
-        self.run: RunInfo | None = None
+    name = "iteration_counter"
 
     @hookimpl
-    def run_start(self, run: RunInfo) -> None:
-        self.run = run
-        assert publish_metrics(run, {"started": 1})
+    def run_metrics(self, result: RunResult) -> dict[str, int]:
+        return {"iterations_seen": result.iterations}
+
+
+class Garbage:
+    """A plugin whose ``run_metrics`` answer is not a mapping of numbers."""
+
+    name = "garbage"
 
     @hookimpl
-    def iteration(self, run: RunInfo, step: Iteration) -> None:
-        assert publish_metrics(run, {"code_chars": len(step.code)}, step=step.index)
-
-    @hookimpl(tryfirst=True)
-    def run_end(self, run: RunInfo, result: RunResult) -> None:
-        assert publish_metrics(run, {"iterations": result.iterations})
+    def run_metrics(self) -> object:
+        return ["not", "a", "mapping"]
 
 
-def test_a_plugin_publishes_from_inside_any_hook_and_not_after_the_run(
-    tmp_path: Path, model: str
-) -> None:
+def test_run_metrics_answers_reach_every_plugin_before_run_end(tmp_path: Path, model: str) -> None:
     recorder = RecordingPlugin()
-    counter = StepCounter()
-    strict = dataclasses.replace(memory_settings(tmp_path / "rlm-memory.db"), strict=True)
-    scripted_run(model, strict, counter, recorder)  # strict: a failed assert in a hook raises
+    settings = memory_settings(tmp_path / "rlm-memory.db")
+    scripted_run(model, settings, recorder, IterationCounter(), Garbage())
     published = [(call.kwargs["values"], call.kwargs["step"]) for call in recorder.of("metrics")]
-    steps = [call.payload for call in recorder.of("iteration")]
-    assert published == [
-        ({"started": 1.0}, None),
-        *(({"code_chars": float(len(s.code))}, s.index) for s in steps),
-        ({"iterations": 2.0}, None),
-    ]
-    names = recorder.hook_names()
-    assert names[:2] == ["run_start", "metrics"]  # right after the hook that published
-    assert names[-2:] == ["metrics", "run_end"]
-    assert counter.run is not None
-    assert publish_metrics(counter.run, {"late": 1}) is False
+    assert published == [({"iterations_seen": 2.0}, None)]
+    assert recorder.hook_names()[-2:] == ["metrics", "run_end"]
 
 
-def test_a_run_id_is_registered_once() -> None:
-    class Sink:
-        def metrics(self, values: object, step: int | None = None) -> None:
-            raise AssertionError("not called")
+def test_a_failing_run_metrics_costs_the_others_nothing(tmp_path: Path, model: str) -> None:
+    class Raises:
+        name = "raises"
 
-    register_run("run-x", Sink())
-    try:
-        with pytest.raises(ValueError, match="already registered"):
-            register_run("run-x", Sink())
-    finally:
-        unregister_run("run-x")
-    unregister_run("run-x")  # forgetting twice is harmless
+        @hookimpl
+        def run_metrics(self) -> None:
+            raise RuntimeError("broken")
+
+    recorder = RecordingPlugin()
+    settings = memory_settings(tmp_path / "rlm-memory.db")
+    result = scripted_run(model, settings, Raises(), IterationCounter(), recorder)
+    assert [call.kwargs["values"] for call in recorder.of("metrics")] == [{"iterations_seen": 2.0}]
+    assert result.converged

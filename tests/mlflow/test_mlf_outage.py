@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from rlm_plugins.mlflow import MlflowTracker
+from tests.helpers.factories import run_info as make_run_info
 from tests.mlflow.helpers import (
     client,
     free_port,
@@ -36,14 +37,17 @@ def test_a_run_during_an_outage_is_replayed_later_exactly_once(
 
     spool = tmp_path / "mlflow-spool" / f"{result.run_id}.jsonl"
     assert spool.is_file()
-    assert down.undelivered(result.run_id) == f"{spool} (ConnectionError: MLflow server " + (
-        f"http://127.0.0.1:{port} is unreachable: [Errno 111] Connection refused)"
-    )
+    location = down.run_location(run=make_run_info(result.run_id))
+    assert location is not None
+    assert not location.delivered
+    assert location.where.startswith(f"{spool} (not in MLflow: ConnectionError: MLflow server")
     assert f"its events are kept in {spool}" in caplog.text
     assert f"rlm replay {spool} --to mlflow" in caplog.text
 
     with mlflow_server(tmp_path / "server", port) as server:
-        replay_file(spool, MlflowTracker(tracking_uri=server))
+        replayed = MlflowTracker(tracking_uri=server)
+        replay_file(spool, replayed)
+        assert replayed.close(30.0)
         arrived = the_run(server, result.run_id)
         expected = the_run(reference_store, result.run_id)
         assert arrived.info.status == expected.info.status == "FINISHED"
@@ -56,9 +60,11 @@ def test_a_run_during_an_outage_is_replayed_later_exactly_once(
             key: value for key, value in arrived.data.tags.items() if key.startswith("rlm.")
         } == {key: value for key, value in expected.data.tags.items() if key.startswith("rlm.")}
         artifacts = {item.path for item in client(server).list_artifacts(arrived.info.run_id)}
-        assert artifacts == {"answer.md", "query.sparql", "evidence.json"}
+        assert artifacts == {"answer.md", "query.sparql", "evidence.json", "logs"}
 
-        replay_file(spool, MlflowTracker(tracking_uri=server))  # again: nothing changes
+        replayed = MlflowTracker(tracking_uri=server)
+        replay_file(spool, replayed)
+        assert replayed.close(30.0)  # again: nothing changes
         assert len(runs_of(server, result.run_id)) == 1
         again = the_run(server, result.run_id)
         assert histories(server, again) == histories(server, arrived)

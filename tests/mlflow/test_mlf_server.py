@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rlm_plugins.mlflow import MlflowTracker
+from tests.helpers.factories import run_info as make_run_info
 from tests.mlflow.helpers import (
     client,
     free_port,
@@ -56,14 +57,16 @@ def test_a_run_arrives_with_params_step_metrics_tags_and_artifacts(
     assert [step for step, _, _ in points["step.output_chars"]] == [0, 1, 2]
 
     run_id = mlflow_run.info.run_id
+    assert tracker.close(30.0)  # the run log is uploaded after run_end, by the worker
     assert {item.path for item in mlflow_client.list_artifacts(run_id)} == {
         "answer.md",
         "query.sparql",
         "evidence.json",
+        "logs",
     }
     evidence = Path(mlflow_client.download_artifacts(run_id, "evidence.json", str(tmp_path)))
     assert json.loads(evidence.read_text()) == result.evidence
-    assert tracker.output_location(result.run_id) == (
+    assert tracker.run_location(run=make_run_info(result.run_id)).where == (
         f"{server}/#/experiments/{experiment.experiment_id}/runs/{run_id}"
     )
 

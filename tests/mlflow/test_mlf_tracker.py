@@ -18,8 +18,9 @@ import pytest
 from rlm_core import Settings, flush, run
 from rlm_core.config import MemorySettings
 from rlm_core.plugins import get_plugin_manager
-from rlm_plugins.jsonl import JsonlTracker
+from rlm_core.runlog import iter_hook_calls, read_log
 from rlm_plugins.mlflow import MlflowTracker
+from tests.helpers.factories import run_info as make_run_info
 from tests.mlflow.helpers import (
     PROV,
     PROV_CASSETTE,
@@ -132,13 +133,14 @@ def test_a_run_is_one_mlflow_run_with_params_metrics_tags_and_artifacts(tmp_path
         "step.error",
     }
 
+    assert tracker.close(30.0)  # the run log is uploaded after run_end, by the worker
     artifacts = {item.path for item in mlflow_client.list_artifacts(mlflow_run.info.run_id)}
-    assert artifacts == {"answer.md", "query.sparql", "evidence.json"}
+    assert artifacts == {"answer.md", "query.sparql", "evidence.json", "logs"}
     download = Path(mlflow_client.download_artifacts(mlflow_run.info.run_id, "", str(tmp_path)))
     assert (download / "answer.md").read_text() == result.answer
     assert (download / "query.sparql").read_text() == result.sparql
     assert json.loads((download / "evidence.json").read_text()) == result.evidence
-    assert tracker.output_location(result.run_id) == (
+    assert tracker.run_location(run=make_run_info(result.run_id)).where == (
         f"{uri} (experiment 'rlm', run {mlflow_run.info.run_id})"
     )
 
@@ -271,21 +273,29 @@ def test_a_run_that_fails_is_failed_in_mlflow_with_its_error(tmp_path: Path, sto
     assert mlflow_run.data.tags["rlm.complete"] == "true"
 
 
-def test_the_jsonl_log_is_uploaded_when_the_jsonl_tracker_wrote_one(tmp_path: Path) -> None:
+def test_the_run_log_is_written_by_the_tracker_itself_and_uploaded(tmp_path: Path) -> None:
+    """No jsonl tracker in the run: the uploaded log comes from the events this tracker held,
+    and reads back as the same run, event for event."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result, _ = prov_run(JsonlTracker(), MlflowTracker())
-    log = tmp_path / "runs" / f"{result.run_id}.jsonl"
+    result, events = prov_run(MlflowTracker())
+    assert not (tmp_path / "runs").exists()
     mlflow_run = the_run(store, result.run_id)
     mlflow_client = client(store)
 
     def listed() -> list[str]:
         return [item.path for item in mlflow_client.list_artifacts(mlflow_run.info.run_id, "logs")]
 
-    _wait_for(lambda: bool(listed()))  # uploaded after run_end, once the jsonl log is complete
-    assert listed() == [f"logs/{log.name}"]
-    copy = mlflow_client.download_artifacts(mlflow_run.info.run_id, listed()[0], str(tmp_path))
-    assert Path(copy).read_bytes() == log.read_bytes()
-    assert b'"event":"run_end"' in log.read_bytes()
+    _wait_for(lambda: bool(listed()))  # uploaded by the worker after run_end
+    assert listed() == [f"logs/{result.run_id}.jsonl"]
+    copy = Path(
+        mlflow_client.download_artifacts(mlflow_run.info.run_id, listed()[0], str(tmp_path))
+    )
+    log = read_log(copy)
+    assert log.problems == []
+    assert log.header == events.of("run_start")[0].payload
+    logged = [(hook, kwargs) for hook, kwargs in iter_hook_calls(log)]
+    assert [hook for hook, _ in logged] == events.hook_names()
+    assert logged[-1][1]["result"] == result
 
 
 def test_every_mlflow_call_is_made_on_the_worker_thread(
@@ -358,7 +368,10 @@ def test_a_server_that_never_answers_gets_the_run_spooled_with_what_happened(
     spool = tmp_path / "mlflow-spool" / f"{result.run_id}.jsonl"
     assert spool.is_file()
     reason = f"ConnectionError: MLflow server {uri} is unreachable: timed out"
-    assert tracker.output_location(result.run_id) == (
+    location = tracker.run_location(run=make_run_info(result.run_id))
+    assert location is not None
+    assert not location.delivered
+    assert location.where == (
         f"{spool} (not in MLflow: {reason}; send it with: rlm replay {spool} --to mlflow)"
     )
     replay_file(spool, MlflowTracker(tracking_uri=store))  # the spool is a replayable run log
@@ -379,7 +392,7 @@ def test_without_mlflow_the_plugin_is_unavailable_with_an_install_hint(
     assert status.state == "unavailable"
     assert status.reason is not None
     assert "the mlflow tracker needs the mlflow package" in status.reason
-    assert "pip install" in status.reason
+    assert "pip install -e '.[mlflow]'" in status.reason
 
 
 @pytest.mark.parametrize(
@@ -388,7 +401,6 @@ def test_without_mlflow_the_plugin_is_unavailable_with_an_install_hint(
         ({"tracking_uri": ""}, "tracking_uri must be a non-empty string"),
         ({"experiment": 3}, "experiment must be a non-empty string"),
         ({"run_name": "{answer}"}, "unknown placeholder {answer}"),
-        ({"jsonl_path": "runs/{nope}.jsonl"}, "unknown placeholder {nope}"),
         ({"tags": {"a": 1}}, "tags must be a table of strings to strings"),
         ({"flush_timeout": 0}, "flush_timeout must be positive"),
         ({"flush_timeout": "10"}, "flush_timeout must be a number"),

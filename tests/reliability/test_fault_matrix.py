@@ -20,7 +20,8 @@ from rlm_core import RunResult, Settings, run
 from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 from rlm_core.cli import main
 from rlm_core.config import MemorySettings, Selection
-from rlm_core.plugins import HOOK_NAMES, get_plugin_manager
+from rlm_core.hookspecs import EVENT_HOOKS
+from rlm_core.plugins import get_plugin_manager
 from rlm_core.runlog import read_log
 from tests.reliability.faulty_plugin import FAULTS, RELEASE
 
@@ -126,12 +127,12 @@ def clean(
         patch.chdir(cell)
         result, elapsed = demo(cell, trackers, "none", "raises")
         events = logged(cell, result)
-    counts = {hook: sum(1 for event in events if event[0] == hook) for hook in HOOK_NAMES}
+    counts = {hook: sum(1 for event in events if event[0] == hook) for hook in EVENT_HOOKS}
     return result, events, elapsed, counts
 
 
 @pytest.mark.parametrize("fault", FAULTS)
-@pytest.mark.parametrize("hook", HOOK_NAMES)
+@pytest.mark.parametrize("hook", EVENT_HOOKS)
 def test_a_faulty_plugin_changes_nothing_but_its_own_status(
     hook: str,
     fault: str,

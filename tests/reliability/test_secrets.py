@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core import Settings, get_plugin_manager, run
+from rlm_core import Settings, run
 from rlm_core._demo import DEMO_ONTOLOGY
 from rlm_core.config import load_settings
 from rlm_core.memory import MemoryDraft
 from rlm_core.memory.scripted import scripted_extraction, scripted_judgment
+from rlm_core.plugins import get_plugin_manager
 from rlm_core.testing import scripted_step, write_cassette
 
 OPENAI_KEY = "sk-proj-FAKEfakeFAKEfake0123456789abcdefXYZ"

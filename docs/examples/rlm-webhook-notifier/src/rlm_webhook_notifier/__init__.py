@@ -6,17 +6,21 @@ a message, and the run's numbers for any other receiver.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
 from rlm_core import hookimpl
+from rlm_core.config import CliOptions, load_settings
 from rlm_core.delivery import BackgroundDelivery, DeliveryStats
+from rlm_core.errors import ConfigError
 from rlm_core.events import Judgment, RunInfo, RunResult
 
-__all__ = ["WebhookNotifier", "summary"]
+__all__ = ["WebhookNotifier", "send_test", "summary"]
 __version__ = "0.1.0"
 
 
@@ -33,6 +37,28 @@ class WebhookNotifier:
     """
 
     name = "webhook"  # the name it is registered under when passed to rlm_core.run(plugins=...)
+
+    @staticmethod
+    @hookimpl
+    def register_commands(commands: Any) -> None:
+        """``rlm webhook test``: post one test message, to check the URL before a real run.
+
+        A static method: rlm-core builds its command line without constructing any plugin.
+        """
+        parser = commands.add_parser(
+            "webhook",
+            help="the webhook notifier: check the webhook",
+            description="Commands of the rlm-webhook-notifier plugin.",
+        )
+        subcommands = parser.add_subparsers(dest="webhook_command", metavar="SUBCOMMAND")
+        test = subcommands.add_parser(
+            "test",
+            help="post a test message to the webhook",
+            description="POST one test message to URL (default: [plugins.webhook] url).",
+        )
+        test.add_argument("--url", help="the webhook to post to")
+        test.add_argument("--config", metavar="PATH", help="config file (default: ./rlm.toml)")
+        test.set_defaults(handler=send_test)
 
     def __init__(
         self,
@@ -103,6 +129,26 @@ class WebhookNotifier:
             # counts those summaries as failed and logs the first failure.
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read()
+
+
+def send_test(args: argparse.Namespace) -> int:
+    """``rlm webhook test``: 0 when the webhook took the message, 1 when it did not."""
+    url = args.url
+    if url is None:
+        section = load_settings(CliOptions(config=args.config)).plugin_config("webhook")
+        url = section.get("url")
+    try:
+        notifier = WebhookNotifier(url=url)
+    except ValueError as exc:  # a missing or bad URL: a usage error, exit code 2
+        raise ConfigError(str(exc)) from None
+    body = {"text": "rlm-webhook-notifier test message", "test": True}
+    try:
+        notifier._post([body])
+    except OSError as exc:
+        print(f"rlm webhook test: {url} did not take the message: {exc}", file=sys.stderr)
+        return 1
+    print(f"posted a test message to {url}")
+    return 0
 
 
 def summary(run: RunInfo, result: RunResult, verdict: Judgment | None = None) -> dict[str, Any]:
