@@ -27,6 +27,7 @@ from rlm_plugins.mlflow.location import (
     check_reachable,
     is_server,
     quiet_mlflow_logging,
+    resolve_tracking_uri,
     sqlite_path,
 )
 from rlm_plugins.mlflow.store import broken_store
@@ -210,10 +211,14 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:
+    """The store's URI, a SQLite path made absolute (MLflow caches stores by URI: a relative
+    one would name whichever directory the process was in first)."""
     if args.tracking_uri:
-        return str(args.tracking_uri)
-    configured = load_settings(CliOptions(config=args.config)).plugin_config("mlflow")
-    return str(configured.get("tracking_uri", DEFAULT_TRACKING_URI))
+        uri = str(args.tracking_uri)
+    else:
+        configured = load_settings(CliOptions(config=args.config)).plugin_config("mlflow")
+        uri = str(configured.get("tracking_uri", DEFAULT_TRACKING_URI))
+    return resolve_tracking_uri(uri, Path.cwd())
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -238,7 +243,7 @@ def _client(args: argparse.Namespace) -> Any:
     try:
         return MlflowClient(tracking_uri=uri)  # opens the store
     except Exception as exc:
-        damaged = broken_store(database.resolve(), exc) if database is not None else None
+        damaged = broken_store(database, exc) if database is not None else None
         if damaged is None:
             raise
         raise MlflowCommandError(str(damaged)) from None

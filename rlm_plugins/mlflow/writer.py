@@ -176,10 +176,11 @@ class MlflowWriter:
         if is_server(self.tracking_uri):
             check_reachable(self.tracking_uri, HEALTH_TIMEOUT)
         if self._client is None:
-            load_mlflow()
             database = sqlite_path(self.tracking_uri)
-            # Creating the store and opening it (schema checks) is set-up, not delivery.
+            # Importing MLflow, creating the store and opening it (schema checks) is set-up,
+            # not delivery.
             with self.preparing():
+                load_mlflow()
                 if database is not None and not database.is_file():
                     ensure_sqlite_store(database, self._artifact_location)
                 self._client = self._open(database)

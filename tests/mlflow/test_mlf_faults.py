@@ -77,6 +77,7 @@ def test_a_store_killed_while_being_created_is_absent_then_created_whole(tmp_pat
 def _break(database: Path) -> None:
     """What a kill during MLflow's in-place migrations left behind: some tables, and a
     migration history that does not match them."""
+    database.parent.mkdir(parents=True, exist_ok=True)
     ensure_sqlite_store(database, None)
     with sqlite3.connect(database) as connection:
         connection.execute("DROP TABLE model_versions")
@@ -86,28 +87,32 @@ def _break(database: Path) -> None:
 def test_a_broken_store_is_named_in_one_line_with_what_to_do(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Each reader gets its own broken store: MLflow's failed attempt to migrate changes it.
     database = tmp_path / "mlflow.db"
     _break(database)
-    tracker = MlflowTracker()
-    result, _ = prov_run(tracker)
-    location = tracker.run_location(run=make_run_info(result.run_id))
-    assert location is not None
-    assert not location.delivered
-    where = location.where
-    assert f"MLflow store {database} is broken" in where
-    assert f"mv {database} {database}.broken" in where
-
-    capsys.readouterr()
     assert cli.main(["mlflow", "search"]) == 2
     err = capsys.readouterr().err
     ours = [line for line in err.splitlines() if " INFO mlflow." not in line]  # MLflow's own
     assert len(ours) == 1
     assert ours[0].startswith(f"rlm: error: MLflow store {database} is broken")
+    assert f"mv {database} {database}.broken" in ours[0]
     assert "Traceback" not in err
+
+    other = tmp_path / "other" / "mlflow.db"
+    _break(other)
+    tracker = MlflowTracker(tracking_uri=f"sqlite:///{other}")
+    result, _ = prov_run(tracker)
+    location = tracker.run_location(run=make_run_info(result.run_id))
+    assert location is not None
+    assert not location.delivered
+    assert f"MLflow store {other} is broken" in location.where
+    assert f"mv {other} {other}.broken" in location.where
 
 
 def test_four_processes_on_a_fresh_store_all_deliver(tmp_path: Path) -> None:
-    (tmp_path / "rlm.toml").write_text("[memory]\nenabled = false\n", encoding="utf-8")
+    # Four cold processes on a shared 2-core machine: speed is not what this test is about.
+    config = "[memory]\nenabled = false\n[plugins.mlflow]\nflush_timeout = 120\n"
+    (tmp_path / "rlm.toml").write_text(config, encoding="utf-8")
     command = [
         sys.executable,
         "-m",
