@@ -32,9 +32,10 @@ from _rows import ratio_row, row
 
 import rlm_core
 from rlm_core import hookspecs
-from rlm_core.events import Iteration, Limits, OntologyInfo, RunInfo
+from rlm_core.events import Iteration, OntologyInfo, RunInfo
 from rlm_core.hookspecs import hookimpl
 from rlm_core.plugins import PluginManager
+from rlm_core.testing import RunBuilder
 
 PLUGIN_COUNTS = (0, 1, 3, 10)
 NOOP_TARGET_US = 0.2
@@ -115,33 +116,24 @@ class Variant:
 
 
 def payloads() -> tuple[RunInfo, Iteration]:
-    """The run and step every variant emits, built once."""
-    when = datetime.now(UTC)
-    run = RunInfo(
-        run_id="bench",
-        seq=0,
-        timestamp=when,
+    """The run and step every variant emits, built once (RunBuilder: real span fields)."""
+    built = RunBuilder(
+        "bench",
+        start=datetime.now(UTC),
         question="What is prov:Activity?",
         ontology=OntologyInfo(name="prov", path="prov.ttl", triples=1664),
         model="scripted",
-        sub_model=None,
-        limits=Limits(
-            max_iterations=20, max_llm_calls=50, step_timeout=30, max_output_chars=10_000
-        ),
     )
-    step = Iteration(
-        run_id="bench",
-        seq=1,
-        timestamp=when,
-        index=0,
+    with built.iteration(
         reasoning="look at the classes",
         code="print(search_entity('Activity'))",
         output="prov:Activity | Activity | class",
-        error=None,
         duration=0.01,
-        llm_calls_used=0,
-    )
-    return run, step
+    ):
+        pass
+    step = built.events()[-1]
+    assert isinstance(step, Iteration)
+    return built.run, step
 
 
 def build_variants() -> list[Variant]:

@@ -48,6 +48,9 @@ class NoopPlugin:
     def run_start(self, run: object) -> None: ...
 
     @hookimpl
+    def setup(self, run: object, setup: object) -> None: ...
+
+    @hookimpl
     def memory_retrieved(self, run: object, retrieval: object) -> None: ...
 
     @hookimpl

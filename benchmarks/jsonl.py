@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,9 @@ import structlog
 from _rows import ratio_row, row
 
 import rlm_core
-from rlm_core.events import Iteration, Limits, OntologyInfo, RunInfo, RunResult
+from rlm_core.events import Iteration, OntologyInfo, RunInfo, RunResult
 from rlm_core.plugins import PluginManager
+from rlm_core.testing import RunBuilder
 from rlm_plugins.jsonl import JsonlTracker
 
 RATE_TARGET = 150_000
@@ -81,56 +82,50 @@ class Variant:
         return statistics.median(self.rates)
 
 
-def run_info(run_id: str) -> RunInfo:
-    return RunInfo(
-        run_id=run_id,
-        seq=0,
-        timestamp=datetime.now(UTC),
+_BUILT: dict[str, tuple[RunInfo, list[Iteration], RunResult]] = {}
+
+
+def steps_for(run_id: str, count: int) -> list[Iteration]:
+    """Prebuilt payloads of one run (RunBuilder: real span fields), realistic in size (about 700
+    bytes a line) and content (IRIs, code); its RunInfo and RunResult are kept for the run."""
+    built = RunBuilder(
+        run_id,
+        start=datetime.now(UTC),
         question="Which properties have prov:Activity as their domain?",
         ontology=OntologyInfo(name="prov", path="prov-o.ttl", triples=1664),
         model="anthropic/claude-sonnet-4-5",
         sub_model="anthropic/claude-haiku-4-5",
-        limits=Limits(
-            max_iterations=20, max_llm_calls=50, step_timeout=30.0, max_output_chars=10_000
-        ),
     )
-
-
-def steps_for(run_id: str, count: int) -> list[Iteration]:
-    """Prebuilt payloads, realistic in size (about 700 bytes a line) and content (IRIs, code)."""
-    start = datetime.now(UTC)
-    return [
-        Iteration(
-            run_id=run_id,
-            seq=index + 1,
-            timestamp=start + timedelta(milliseconds=index),
+    for index in range(count):
+        with built.iteration(
             index=index,
             reasoning=REASONING,
             code=CODE,
             output=OUTPUT,
-            error=None,
             duration=0.0123,
             llm_calls_used=index % 7,
-        )
-        for index in range(count)
-    ]
-
-
-def result_for(run_id: str, count: int) -> RunResult:
-    return RunResult(
-        run_id=run_id,
-        seq=count + 1,
-        timestamp=datetime.now(UTC),
+        ):
+            pass
+    result = built.end(
         answer="prov:used, prov:wasAssociatedWith, ...",
         sparql=None,
         evidence=None,
-        converged=True,
-        iterations=count,
         llm_calls=count,
         prompt_tokens=0,
         completion_tokens=0,
         duration=1.0,
     )
+    steps = [kwargs["step"] for hook, kwargs in built.calls if hook == "iteration"]
+    _BUILT[run_id] = (built.run, steps, result)
+    return steps
+
+
+def run_info(run_id: str) -> RunInfo:
+    return _BUILT[run_id][0]
+
+
+def result_for(run_id: str) -> RunResult:
+    return _BUILT[run_id][2]
 
 
 def tracker_loop(directory: Path, run_id: str, steps: list[Iteration]) -> tuple[int, int]:
@@ -144,7 +139,7 @@ def tracker_loop(directory: Path, run_id: str, steps: list[Iteration]) -> tuple[
     for step in steps:
         iteration(run=run, step=step)
     events = time.perf_counter_ns() - start
-    result = result_for(run_id, len(steps))
+    result = result_for(run_id)
     start = time.perf_counter_ns()
     manager.hook.run_end(run=run, result=result)
     elapsed = time.perf_counter_ns() - start

@@ -28,6 +28,7 @@ BENCHMARKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dispatch.py", ()),
     ("engine.py", ("--builtin",)),
     ("jsonl.py", ()),
+    ("spans.py", ()),
     ("mlflow_logging.py", ()),
     ("memory.py", ()),
     ("startup.py", ()),

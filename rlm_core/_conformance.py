@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import functools
 import gc
-import itertools
 import secrets
 import statistics
 import tempfile
@@ -32,21 +31,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
+from rlm_core._spans import new_span_id, new_trace_id
+from rlm_core._traces import RunBuilder, trace_problems
 from rlm_core.config import MemorySettings, Settings
 from rlm_core.engine import run as run_engine
 from rlm_core.events import (
     Event,
-    Iteration,
-    Judgment,
-    LLMCall,
-    MemoryExtraction,
-    MemoryRetrieval,
     RunInfo,
-    RunResult,
-    ToolCall,
     utc_now,
 )
-from rlm_core.hookspecs import EVENT_HOOKS, RunLocation
+from rlm_core.hookspecs import EVENT_HOOKS, PAYLOAD_ARGUMENTS, RunLocation
 from rlm_core.plugins import PluginManager
 
 __all__ = ["SPIKE_FACTOR", "Check", "ConformanceReport", "HookTiming", "check_plugin"]
@@ -165,15 +159,24 @@ def check_plugin(
     checks.append(_implements_hooks(hooks))
     durations: dict[str, list[float]] = collections.defaultdict(list)
     errors: dict[str, _Errors] = {}
+    malformed: list[str] = []
     with _gc_paused():
         for round_number in range(_ROUNDS):
             for scenario, steps in _scenarios(round_number):
+                malformed.extend(f"{scenario}: {problem}" for problem in _trace_of(steps))
                 seen = errors.setdefault(scenario, _Errors())
                 for hook, kwargs in _with_answering_hooks(steps):
                     elapsed, error = _call(manager, hook, kwargs)
                     if hook in hooks:
                         durations[hook].append(elapsed)
                         seen.record(hook, error)
+    checks.append(
+        Check(
+            "every scenario is a well-formed trace (rlm_core.testing.check_trace)",
+            not malformed,
+            "; ".join(malformed[:3]) or "span parents, time windows and order all hold",
+        )
+    )
     checks.extend(
         Check(f"scenario {scenario!r} raises nothing", seen.clean, seen.describe())
         for scenario, seen in errors.items()
@@ -394,169 +397,116 @@ def _scripted_runs() -> tuple[_Recorded, _Recorded]:
     return recorded[0], recorded[1]
 
 
-class _Run:
-    """Builds the payloads of one run: a fresh run id, sequence numbers in emission order."""
-
-    def __init__(self, template: RunInfo, label: str, parent: _Run | None = None) -> None:
-        run_id = f"conformance-{label}-{secrets.token_hex(3)}"
-        self.info: RunInfo = dataclasses.replace(
-            template,
-            run_id=run_id,
-            seq=0,
-            timestamp=utc_now(),
-            parent_run_id=parent.info.run_id if parent else None,
-            tags={**template.tags, "conformance": label},
-        )
-        self._seq = itertools.count(1)
-
-    def start(self) -> _Step:
-        return "run_start", {"run": self.info}
-
-    def adopt_call(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """A recorded hook call's arguments, moved into this run."""
-        moved: dict[str, Any] = {}
-        for key, value in kwargs.items():
-            if key == "run":
-                value = self.info
-            elif isinstance(value, Event):
-                value = dataclasses.replace(value, run_id=self.info.run_id, seq=next(self._seq))
-            moved[key] = value
-        return moved
-
-    def new(self, cls: type[E], **fields: Any) -> E:
-        return cls(run_id=self.info.run_id, seq=next(self._seq), timestamp=utc_now(), **fields)
-
-    def step(self, hook: str, argument: str, payload: Event) -> _Step:
-        return hook, {"run": self.info, argument: payload}
-
-    def metrics(self, values: Mapping[str, float], step: int | None) -> _Step:
-        return "metrics", {"run": self.info, "values": dict(values), "step": step}
-
-    def end(self, **fields: Any) -> _Step:
-        defaults: dict[str, Any] = {
-            "answer": "coffee:usesEquipment links a brew to its equipment.",
-            "sparql": "SELECT ?p WHERE { ?p rdfs:domain coffee:Process }",
-            "evidence": ["coffee:usesEquipment rdfs:domain coffee:Process"],
-            "converged": True,
-            "iterations": 1,
-            "llm_calls": 1,
-            "prompt_tokens": 900,
-            "completion_tokens": 120,
-            "duration": 0.5,
-        }
-        return "run_end", {
-            "run": self.info,
-            "result": self.new(RunResult, **{**defaults, **fields}),
-        }
-
-
 def _scenarios(round_number: int) -> Iterator[tuple[str, list[_Step]]]:
-    """Every scenario with fresh run ids: the real runs first, then the failure paths."""
+    """Every scenario with fresh run ids and span ids, on a timeline that starts now: the real
+    runs first, then the failure paths."""
     first, remembering = _scripted_runs()
-    template: RunInfo = first[0][1]["run"]
-    yield "scripted demo run", _replay(_Run(template, f"demo{round_number}"), first)
-    yield (
-        "scripted demo run with memories",
-        _replay(_Run(template, f"memories{round_number}"), remembering),
-    )
-    yield "failed run", _failed_run(_Run(template, f"failed{round_number}"))
-    yield "no memories, unusable judgment", _empty_run(_Run(template, f"empty{round_number}"))
-    yield "metrics with and without a step", _metrics_run(_Run(template, f"metrics{round_number}"))
-    parent = _Run(template, f"parent{round_number}")
-    yield "nested run", _nested_run(parent, _Run(template, f"child{round_number}", parent))
+    yield "scripted demo run", _rebased(first, f"demo{round_number}")
+    yield "scripted demo run with memories", _rebased(remembering, f"memories{round_number}")
+    yield "failed run", _failed_run(_builder(f"failed{round_number}"))
+    yield "no memories, unusable judgment", _empty_run(_builder(f"empty{round_number}"))
+    yield "metrics with and without a step", _metrics_run(_builder(f"metrics{round_number}"))
+    yield "nested run", _nested_run(_builder(f"parent{round_number}"))
 
 
-def _replay(run: _Run, recorded: _Recorded) -> list[_Step]:
-    """The recorded calls, moved into ``run``."""
-    return [run.start()] + [
-        (hook, run.adopt_call(kwargs)) for hook, kwargs in recorded if hook != "run_start"
+def _trace_of(steps: list[_Step]) -> list[str]:
+    """What is wrong with the span tree of a scenario's payloads (nothing, unless the kit is
+    broken: a plugin may rely on the tree it is sent)."""
+    payloads = [
+        kwargs["run"] if hook == "run_start" else kwargs[PAYLOAD_ARGUMENTS[hook]]
+        for hook, kwargs in steps
+        if hook != "metrics"
     ]
+    return trace_problems(payloads)
 
 
-def _failed_run(run: _Run) -> list[_Step]:
+def _builder(label: str) -> RunBuilder:
+    return RunBuilder(
+        f"conformance-{label}-{secrets.token_hex(3)}",
+        start=utc_now(),
+        model=f"scripted:{DEMO_CASSETTE.name}",
+        tags={"conformance": label},
+    )
+
+
+def _rebased(recorded: _Recorded, label: str) -> list[_Step]:
+    """The recorded calls as a new run: fresh run, trace and span ids, every time shifted so the
+    run starts now (the spans keep their places in the tree and their durations)."""
+    first: RunInfo = recorded[0][1]["run"]
+    run_id = f"conformance-{label}-{secrets.token_hex(3)}"
+    shift = utc_now() - first.started_at
+    ids: dict[str, str] = collections.defaultdict(new_span_id)
+
+    def move(event: E) -> E:
+        return dataclasses.replace(
+            event,
+            run_id=run_id,
+            span_id=ids[event.span_id],
+            parent_span_id=None if event.parent_span_id is None else ids[event.parent_span_id],
+            started_at=event.started_at + shift,
+            timestamp=event.timestamp + shift,
+        )
+
+    run = dataclasses.replace(
+        move(first), trace_id=new_trace_id(), tags={**first.tags, "conformance": label}
+    )
+    steps: list[_Step] = []
+    for hook, kwargs in recorded:
+        moved = {
+            key: run if key == "run" else move(value) if isinstance(value, Event) else value
+            for key, value in kwargs.items()
+        }
+        steps.append((hook, moved))
+    return steps
+
+
+def _failed_run(run: RunBuilder) -> list[_Step]:
     """An LM call, a tool call and a step that failed, then a run that ended with an error."""
     error = "ParseException: Expected SelectQuery"
-    call = run.new(
-        LLMCall,
-        model=run.info.model,
-        role="root",
-        prompt_tokens=None,
-        completion_tokens=None,
-        latency=30.0,
-        error="RateLimitError: too many requests",
+    run.setup()
+    with run.iteration(code="sparql_select('SELECT * WHERE { ?s ?p }')", output="", error=error):
+        run.llm_call(
+            prompt_tokens=None,
+            completion_tokens=None,
+            latency=30.0,
+            error="RateLimitError: too many requests",
+            output=None,
+        )
+        run.tool_call("sparql_select", {"query": "SELECT * WHERE { ?s ?p }"}, "", error=error)
+    run.end(
+        answer=None,
+        sparql=None,
+        evidence=None,
+        converged=False,
+        error="RuntimeError: the LM provider is unreachable",
     )
-    tool = run.new(
-        ToolCall,
-        name="sparql_select",
-        arguments={"query": "SELECT * WHERE { ?s ?p }"},
-        result_size=0,
-        result_preview="",
-        duration=0.002,
-        error=error,
-    )
-    step = run.new(
-        Iteration,
-        index=0,
-        reasoning="",
-        code="sparql_select('SELECT * WHERE { ?s ?p }')",
-        output="",
-        error=error,
-        duration=0.01,
-        llm_calls_used=0,
-    )
-    return [
-        run.start(),
-        run.step("llm_call", "call", call),
-        run.step("tool_call", "call", tool),
-        run.step("iteration", "step", step),
-        run.end(
-            answer=None,
-            sparql=None,
-            evidence=None,
-            converged=False,
-            prompt_tokens=0,
-            completion_tokens=0,
-            error="RuntimeError: the LM provider is unreachable",
-        ),
-    ]
+    return run.calls
 
 
-def _empty_run(run: _Run) -> list[_Step]:
+def _empty_run(run: RunBuilder) -> list[_Step]:
     """Nothing retrieved, a judge whose answer was unusable, nothing extracted, no answer."""
-    retrieval = run.new(MemoryRetrieval, query=run.info.question, k=3, items=(), duration=0.001)
-    verdict = run.new(Judgment, success=None, reason="", confidence=None)
-    return [
-        run.start(),
-        run.step("memory_retrieved", "retrieval", retrieval),
-        run.step("judgment", "verdict", verdict),
-        run.step("memory_extracted", "extraction", run.new(MemoryExtraction, items=())),
-        run.end(converged=False, answer="", evidence=[]),
-    ]
+    run.setup()
+    run.memory_retrieved()
+    run.judgment(success=None, reason="", confidence=None)
+    run.memory_extracted()
+    run.end(converged=False, answer="", evidence=[])
+    return run.calls
 
 
-def _metrics_run(run: _Run) -> list[_Step]:
-    return [
-        run.start(),
-        run.metrics({"memory.hit_rate": 0.5, "memory.retrieved": 2.0}, None),
-        run.metrics({"step.tokens": 1020.0}, 0),
-        run.end(),
-    ]
+def _metrics_run(run: RunBuilder) -> list[_Step]:
+    run.metrics({"memory.hit_rate": 0.5, "memory.retrieved": 2.0}, None)
+    run.metrics({"step.tokens": 1020.0}, 0)
+    run.end()
+    return run.calls
 
 
-def _nested_run(parent: _Run, child: _Run) -> list[_Step]:
-    """A child run (``parent_run_id`` set) that starts and ends inside its parent."""
-    call = child.new(
-        LLMCall,
-        model=child.info.model,
-        role="sub",
-        prompt_tokens=200,
-        completion_tokens=40,
-        latency=0.3,
-    )
-    return [
-        parent.start(),
-        child.start(),
-        child.step("llm_call", "call", call),
-        child.end(),
-        parent.end(),
-    ]
+def _nested_run(parent: RunBuilder) -> list[_Step]:
+    """A child run started from a step of its parent, ending inside it."""
+    with parent.iteration():
+        parent.llm_call()
+        child = parent.nested(f"{parent.run.run_id}-child")
+        with child.iteration():
+            child.llm_call("sub", prompt_tokens=200, completion_tokens=40)
+        child.end()
+    parent.end()
+    return parent.calls

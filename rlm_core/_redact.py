@@ -36,6 +36,10 @@ _IDENTITY_KEYS = frozenset(
         "run_id",
         "parent_run_id",
         "seq",
+        "span_id",
+        "parent_span_id",
+        "trace_id",
+        "started_at",
         "timestamp",
     }
 )

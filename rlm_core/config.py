@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -76,6 +75,7 @@ class Settings:
     max_plugin_errors: int = 5
     hook_timeout: float = 5.0
     trace_plugins: bool = False
+    capture_content: bool = True
     selections: tuple[Selection, ...] = ()
     memory: MemorySettings = dataclasses.field(default_factory=MemorySettings)
     plugins: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
@@ -120,6 +120,7 @@ _RLM_KEYS: dict[str, _Kind] = {
     "max_plugin_errors": "int",
     "hook_timeout": "float",
     "trace_plugins": "bool",
+    "capture_content": "bool",
     "trackers": "names",
     "disable": "names",
 }
@@ -143,6 +144,7 @@ _ENV_KEYS = {
     "RLM_MAX_PLUGIN_ERRORS": "max_plugin_errors",
     "RLM_HOOK_TIMEOUT": "hook_timeout",
     "RLM_TRACE_PLUGINS": "trace_plugins",
+    "RLM_CAPTURE_CONTENT": "capture_content",
 }
 
 
@@ -224,6 +226,8 @@ def _find_config(
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # here: ``rlm --help`` imports this module and reads no file
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

@@ -3,16 +3,24 @@
 Every tracker consumes the same objects, and every payload survives a trip through JSON
 (``Event.from_dict(e.to_dict()) == e``), so a JSONL log can be replayed into any tracker later.
 The serialized form carries ``event`` (the kind) and ``schema_version``; readers refuse versions
-they do not know instead of guessing.
+they do not know instead of guessing. Version 1 payloads (before spans) are read too: they get
+span ids derived from their run and sequence number, all hanging under the run, and a start
+computed from the duration they carry.
+
+Every payload is a span of the run's trace: ``span_id``, ``parent_span_id``, ``started_at`` and
+``timestamp`` (its end, when it was emitted). ``RunInfo`` opens the run's span and ``RunResult``
+closes it, with the same ``span_id``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import types
 import typing
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self, TypeAlias, Union, get_args, get_origin
 
 __all__ = [
@@ -28,17 +36,25 @@ __all__ = [
     "Limits",
     "MemoryExtraction",
     "MemoryRetrieval",
+    "Message",
     "OntologyInfo",
     "RetrievedMemory",
     "RunInfo",
     "RunResult",
+    "Setup",
     "ToolCall",
     "event_from_dict",
     "utc_now",
 ]
 
-SCHEMA_VERSION = 1
-"""Version of the serialized event schema; bump it when a field changes meaning or type."""
+SCHEMA_VERSION = 2
+"""Version of the serialized event schema; bump it when a field changes meaning or type.
+
+2: span fields on every payload, ``setup``, LM content and GenAI fields, ``RunResult.cost``.
+"""
+
+READABLE_VERSIONS = frozenset({1, SCHEMA_VERSION})
+"""Serialized versions :meth:`Event.from_dict` reads (older ones are upgraded on reading)."""
 
 JSONValue: TypeAlias = Union[  # noqa: UP007 - a recursive alias needs the string form
     bool, int, float, str, list["JSONValue"], dict[str, "JSONValue"], None
@@ -61,6 +77,7 @@ class OntologyInfo:
     name: str
     path: str
     triples: int
+    format: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -93,14 +110,34 @@ class ExtractedMemory:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class Message:
+    """One message sent to an LM: its role ("system", "user", "assistant") and its text."""
+
+    role: str
+    text: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Event:
-    """Fields shared by every payload: which run, when, and in what order."""
+    """Fields shared by every payload: which run, in what order, and its place in the trace.
+
+    ``started_at`` is when the operation began and ``timestamp`` when it ended (the payload is
+    emitted then); ``parent_span_id`` is None only for a run that is the root of its trace.
+    """
 
     kind: ClassVar[str] = "event"
 
     run_id: str
     seq: int
+    span_id: str
+    parent_span_id: str | None = None
+    started_at: datetime
     timestamp: datetime
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from ``started_at`` to ``timestamp`` (the span's duration)."""
+        return (self.timestamp - self.started_at).total_seconds()
 
     def to_dict(self) -> dict[str, JSONValue]:
         """A JSON-safe dict: datetimes as ISO 8601 strings, tuples as lists."""
@@ -116,14 +153,16 @@ class Event:
         """Rebuild an event from :meth:`to_dict` output; raise :class:`EventDecodeError` if it does
         not fit."""
         version = data.get("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
+            readable = ", ".join(map(str, sorted(READABLE_VERSIONS)))
             raise EventDecodeError(
-                f"schema_version {version!r} is not supported "
-                f"(this rlm-core reads {SCHEMA_VERSION})"
+                f"schema_version {version!r} is not supported (this rlm-core reads {readable})"
             )
         kind = data.get("event", cls.kind)
         if kind != cls.kind:
             raise EventDecodeError(f"expected a {cls.kind!r} event, got {kind!r}")
+        if version == 1:
+            data = _upgrade_v1(cls, data)
         event: Self = _decode_dataclass(cls, data)
         return event
 
@@ -134,6 +173,8 @@ class RunInfo(Event):
 
     kind: ClassVar[str] = "run_start"
 
+    trace_id: str
+    depth: int = 0
     question: str
     ontology: OntologyInfo
     model: str
@@ -142,10 +183,20 @@ class RunInfo(Event):
     parent_run_id: str | None = None
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
 
-    @property
-    def started_at(self) -> datetime:
-        """When the run started (the ``run_start`` timestamp)."""
-        return self.timestamp
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Setup(Event):
+    """What the run did before its first LM call: load the ontology, build its search index and
+    its sense card (the summary the model starts from)."""
+
+    kind: ClassVar[str] = "setup"
+
+    ontology: OntologyInfo
+    load_duration: float
+    index_duration: float
+    sense_card_duration: float
+    sense_card_chars: int
+    error: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -183,11 +234,21 @@ class LLMCall(Event):
 
     model: str
     role: str
+    depth: int = 0
     prompt_tokens: int | None
     completion_tokens: int | None
     latency: float
     cost: float | None = None
     error: str | None = None
+    messages: tuple[Message, ...] = ()
+    output: str | None = None
+    provider: str | None = None
+    response_model: str | None = None
+    finish_reason: str | None = None
+    response_id: str | None = None
+    request_params: dict[str, JSONValue] = dataclasses.field(default_factory=dict)
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -239,6 +300,7 @@ class RunResult(Event):
     prompt_tokens: int
     completion_tokens: int
     duration: float
+    cost: float | None = None
     error: str | None = None
     problems: tuple[str, ...] = ()
     plugin_errors: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -254,6 +316,7 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
     cls.kind: cls
     for cls in (
         RunInfo,
+        Setup,
         MemoryRetrieval,
         Iteration,
         LLMCall,
@@ -275,6 +338,42 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+
+# Version 1 payloads carried their duration under these names (none for judgment/extraction).
+_V1_DURATION = {"llm_call": "latency", "iteration": "duration", "tool_call": "duration"}
+_V1_DURATION.update(memory_retrieved="duration")
+
+
+def _v1_span_id(run_id: str, seq: int) -> str:
+    """A stable span id for a version 1 payload; the run's span is its ``run_start`` (seq 0)."""
+    return hashlib.blake2b(f"{run_id}/{seq}".encode(), digest_size=8).hexdigest()
+
+
+def _upgrade_v1(cls: type[Event], data: Mapping[str, Any]) -> dict[str, Any]:
+    """A version 1 payload as version 2: every span hangs under the run (version 1 had no tree),
+    and starts its duration before its end."""
+    upgraded = dict(data)
+    run_id, seq = data.get("run_id"), data.get("seq")
+    if not isinstance(run_id, str) or type(seq) is not int:
+        return upgraded  # decoding reports what is wrong
+    run_span = _v1_span_id(run_id, 0)
+    ended = data.get("timestamp")
+    duration_key = "duration" if cls.kind == "run_end" else _V1_DURATION.get(cls.kind)
+    started = ended
+    seconds = data.get(duration_key) if duration_key else None
+    if isinstance(ended, str) and isinstance(seconds, int | float):
+        with contextlib.suppress(ValueError):  # decoding reports the bad timestamp
+            started = (datetime.fromisoformat(ended) - timedelta(seconds=seconds)).isoformat()
+    if cls.kind == "run_start":
+        trace_id = hashlib.blake2b(run_id.encode(), digest_size=16).hexdigest()
+        upgraded.update(span_id=run_span, trace_id=trace_id)
+    elif cls.kind == "run_end":
+        upgraded.update(span_id=run_span)
+    else:
+        upgraded.update(span_id=_v1_span_id(run_id, seq), parent_span_id=run_span)
+    upgraded["started_at"] = started
+    upgraded["schema_version"] = SCHEMA_VERSION
+    return upgraded
 
 
 def _encode(value: Any) -> JSONValue:

@@ -10,6 +10,11 @@ argument to a hook later never breaks a plugin.
 Implementations are called on the engine thread: do no I/O there. A tracker with a slow backend
 hands events to :class:`rlm_core.delivery.BackgroundDelivery` and returns.
 
+Every payload is a span of the run's trace (``span_id``, ``parent_span_id``, ``started_at``,
+``timestamp``; see :class:`~rlm_core.events.Event`). The order is part of the contract: a hook is
+called when its operation ends, so a child (an LM call of a step) arrives before its parent (the
+step's ``iteration``), and the parent's ``span_id`` is fixed before its children start.
+
 Besides hooks, a plugin may have the attributes of :class:`PluginAttributes`; nothing else of a
 plugin is read by rlm-core.
 """
@@ -33,6 +38,7 @@ from rlm_core.events import (
     MemoryRetrieval,
     RunInfo,
     RunResult,
+    Setup,
     ToolCall,
 )
 
@@ -43,6 +49,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 EVENT_HOOKS = (
     "run_start",
+    "setup",
     "memory_retrieved",
     "iteration",
     "llm_call",
@@ -117,8 +124,26 @@ class CommandAdder(Protocol):
 def run_start(run: RunInfo) -> None:
     """A run is about to start: called once, before the first LM call.
 
-    :param run: the question, the ontology (name, path, triples), the models, the limits, the
-        user's tags and, for nested runs, ``parent_run_id``.
+    :param run: the question, the ontology (name, path, triples, format), the models, the
+        limits, the user's tags; the run's span: ``span_id`` (the same in ``run_end``),
+        ``trace_id``, ``started_at`` (the true start, before the ontology was loaded),
+        ``parent_span_id`` (None unless the run joined a caller's trace or is nested),
+        ``depth`` (0 for a top-level run, +1 per nesting) and, for nested runs,
+        ``parent_run_id``.
+    """
+
+
+@hookspec
+def setup(run: RunInfo, setup: Setup) -> None:
+    """The run's setup, before the first LM call: called once, right after ``run_start``.
+
+    Setup happens before ``run_start`` (a run whose ontology does not load never reaches its
+    LM), so this span starts with the run and ends when it is emitted.
+
+    :param run: the run.
+    :param setup: the ontology (name, path, triples, format), how long loading it, building
+        its search index and its sense card took, the sense card's length, and the error when
+        the ontology could not be loaded (the run then ends without an LM call).
     """
 
 
@@ -147,8 +172,14 @@ def llm_call(run: RunInfo, call: LLMCall) -> None:
     """An LM call has returned (or failed), by the root model or a sub-LM.
 
     :param run: the run.
-    :param call: the model, the role ("root", "sub", "judge", "extract"), token counts when the
-        provider reports them, latency, cost when known, and the error if the call failed.
+    :param call: the model, the role ("root", "sub", "judge", "extract"), ``depth`` (the run's
+        depth, +1 for a sub-LM), token counts when the provider reports them (also
+        ``cached_tokens`` and ``reasoning_tokens``), latency, cost when known, the error if the
+        call failed; ``messages`` (role and text sent) and ``output`` (text returned),
+        redacted, empty and None when ``capture_content`` is off; ``provider``,
+        ``response_model``, ``finish_reason``, ``response_id`` and ``request_params`` where
+        the provider reports them. Its parent: the step's iteration (root and sub-LM calls of
+        a step), the judgment or the extraction.
     """
 
 
@@ -158,7 +189,7 @@ def tool_call(run: RunInfo, call: ToolCall) -> None:
 
     :param run: the run.
     :param call: the tool name, its arguments, the size and a preview of its result, duration and
-        the error if it failed.
+        the error if it failed. Its parent is the step's iteration.
     """
 
 
@@ -168,7 +199,8 @@ def judgment(run: RunInfo, verdict: Judgment) -> None:
 
     :param run: the run.
     :param verdict: success (None when the judge's answer was unusable), the reason and the
-        judge's confidence.
+        judge's confidence; ``started_at`` to ``timestamp`` is how long judging took (the
+        judge's LM call is its child).
     """
 
 
@@ -177,7 +209,9 @@ def memory_extracted(run: RunInfo, extraction: MemoryExtraction) -> None:
     """New memories were extracted from the run and stored.
 
     :param run: the run.
-    :param extraction: the items (memory_id, title, and whether it was a duplicate).
+    :param extraction: the items (memory_id, title, and whether it was a duplicate);
+        ``started_at`` to ``timestamp`` is how long extraction took (the extractor's LM call is
+        its child).
     """
 
 
@@ -197,7 +231,9 @@ def run_end(run: RunInfo, result: RunResult) -> None:
 
     :param run: the run.
     :param result: the answer, SPARQL and evidence, whether the run converged, iteration, LM-call
-        and token counts, duration, and the error when the run failed.
+        and token counts, total ``cost`` when the provider priced the calls, duration (from the
+        true start, ``run.started_at``), and the error when the run failed. It closes the run's
+        span: its ``span_id`` is ``run.span_id``.
     """
 
 

@@ -24,6 +24,7 @@ import orjson
 from rlm_core.errors import RLMError
 from rlm_core.events import (
     EVENT_TYPES,
+    READABLE_VERSIONS,
     SCHEMA_VERSION,
     Event,
     EventDecodeError,
@@ -35,6 +36,7 @@ from rlm_core.hookspecs import PAYLOAD_ARGUMENTS
 
 __all__ = [
     "DEFAULT_LOG_DIR",
+    "LATEST",
     "LogNotFoundError",
     "LogProblem",
     "LogRecord",
@@ -302,10 +304,10 @@ def _aware(event: _E) -> _E:
 
 def _check_version(data: Mapping[str, Any], what: str) -> None:
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(map(str, sorted(READABLE_VERSIONS)))
         raise EventDecodeError(
-            f"{what}: schema_version {version!r} is not supported "
-            f"(this rlm-core reads {SCHEMA_VERSION})"
+            f"{what}: schema_version {version!r} is not supported (this rlm-core reads {readable})"
         )
 
 
@@ -360,11 +362,17 @@ def find_logs(directory: str | Path = DEFAULT_LOG_DIR) -> list[Path]:
     return sorted(path for path in Path(directory).rglob("*.jsonl") if path.is_file())
 
 
-def locate_run(reference: str, directory: str | Path = DEFAULT_LOG_DIR) -> tuple[Path, str | None]:
-    """The log file for ``reference`` (a file, or a run id) and the run id to show from it.
+LATEST = "latest"
+"""The run reference that means the newest run under the log directory."""
 
-    A run id is looked up as ``DIRECTORY/RUN_ID.jsonl``, then in the headers of every log under
-    ``DIRECTORY``. Raises :class:`LogNotFoundError` when nothing matches.
+
+def locate_run(reference: str, directory: str | Path = DEFAULT_LOG_DIR) -> tuple[Path, str | None]:
+    """The log file for ``reference`` and the run id to show from it (None: every run in it).
+
+    ``reference`` is a file (also ``NAME.jsonl`` under ``directory``), ``latest`` (the newest
+    run), a run id or the start of one: looked up as ``DIRECTORY/RUN_ID.jsonl``, then in the
+    headers of every log under ``DIRECTORY``. Raises :class:`LogNotFoundError` when nothing or
+    more than one run matches.
     """
     as_path = Path(reference)
     if as_path.is_file():
@@ -373,16 +381,44 @@ def locate_run(reference: str, directory: str | Path = DEFAULT_LOG_DIR) -> tuple
         raise LogNotFoundError(
             f"{reference}: is a directory, not a run log (try: rlm runs list --dir {reference})"
         )
-    named = Path(directory) / f"{reference}.jsonl"
-    if named.is_file():
-        return named, None
-    for path in find_logs(directory):
-        if reference in logged_run_ids(path):
-            return path, reference
+    for named in (Path(directory) / reference, Path(directory) / f"{reference}.jsonl"):
+        if named.is_file():
+            return named, None
+    logged = {path: logged_run_ids(path) for path in find_logs(directory)}
+    if reference == LATEST:
+        newest = max(
+            (
+                (run_id, path.stat().st_mtime, path)
+                for path, ids in logged.items()
+                for run_id in ids
+            ),
+            default=None,
+        )
+        if newest is None:
+            raise LogNotFoundError(f"no runs logged under {directory}/ yet")
+        return newest[2], newest[0]
+    matches = sorted(
+        (run_id, path)
+        for path, ids in logged.items()
+        for run_id in ids
+        if run_id.startswith(reference)
+    )
+    exact = [(run_id, path) for run_id, path in matches if run_id == reference]
+    if exact or len(matches) == 1:
+        run_id, path = (exact or matches)[0]
+        return path, run_id
+    if matches:
+        shown = ", ".join(run_id for run_id, _ in matches[:5])
+        more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+        raise LogNotFoundError(
+            f"run id {reference!r} is ambiguous: {len(matches)} runs start with it "
+            f"({shown}{more}); give more of it"
+        )
     if as_path.suffix == ".jsonl" or "/" in reference:
         raise LogNotFoundError(f"{reference}: no such file")
     raise LogNotFoundError(
-        f"no run {reference!r}: it is not a file, and no log under {directory}/ has that run id"
+        f"no run {reference!r}: it is not a file, and no log under {directory}/ has a run id "
+        "that starts with it"
     )
 
 

@@ -21,6 +21,7 @@ import orjson
 
 from rlm_core._conformance import Check, ConformanceReport, check_plugin
 from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
+from rlm_core._traces import RunBuilder, TraceError, check_trace, span_children
 from rlm_core.engine.cassette import CASSETTE_VERSION, Response
 from rlm_core.events import (
     Event,
@@ -31,6 +32,7 @@ from rlm_core.events import (
     MemoryRetrieval,
     RunInfo,
     RunResult,
+    Setup,
     ToolCall,
 )
 from rlm_core.hookspecs import hookimpl
@@ -44,11 +46,15 @@ __all__ = [
     "ConformanceReport",
     "HookCall",
     "RecordingPlugin",
+    "RunBuilder",
+    "TraceError",
     "capture_events",
     "check_plugin",
+    "check_trace",
     "scripted_extract",
     "scripted_step",
     "scripted_sub",
+    "span_children",
     "write_cassette",
 ]
 
@@ -104,6 +110,10 @@ class RecordingPlugin:
     @hookimpl
     def run_start(self, run: RunInfo) -> None:
         self._record("run_start", run=run)
+
+    @hookimpl
+    def setup(self, run: RunInfo, setup: Setup) -> None:
+        self._record("setup", run=run, setup=setup)
 
     @hookimpl
     def memory_retrieved(self, run: RunInfo, retrieval: MemoryRetrieval) -> None:

@@ -30,6 +30,7 @@ from rlm_core.events import (
     MemoryRetrieval,
     RunInfo,
     RunResult,
+    Setup,
     ToolCall,
     utc_now,
 )
@@ -96,6 +97,10 @@ class JsonlTracker:
     @hookimpl
     def run_start(self, run: RunInfo) -> None:
         self._emit(self._open(run), run.to_dict())
+
+    @hookimpl
+    def setup(self, run: RunInfo, setup: Setup) -> None:
+        self._emit_event(self._open(run), setup)
 
     @hookimpl
     def memory_retrieved(self, run: RunInfo, retrieval: MemoryRetrieval) -> None:

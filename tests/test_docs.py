@@ -15,6 +15,7 @@ from rlm_core.plugins import HOOK_NAMES
 HOOKS_DOC = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
 PAYLOADS = [
     events.RunInfo,
+    events.Setup,
     events.MemoryRetrieval,
     events.Iteration,
     events.LLMCall,

@@ -34,8 +34,9 @@ def demo_run(settings: Settings | None = None) -> tuple[object, RecordingPlugin]
 def test_a_second_run_retrieves_what_the_first_extracted(tmp_path: Path) -> None:
     _, first_events = demo_run()
     names = first_events.hook_names()
-    assert names[:2] == ["run_start", "memory_retrieved"]
-    assert names[-3:] == ["judgment", "memory_extracted", "run_end"]
+    assert names[:3] == ["run_start", "setup", "memory_retrieved"]
+    # the judge's LM call, then its judgment; the extractor's, then its extraction
+    assert names[-5:] == ["llm_call", "judgment", "llm_call", "memory_extracted", "run_end"]
     (retrieval,) = (call.payload for call in first_events.of("memory_retrieved"))
     assert isinstance(retrieval, MemoryRetrieval)
     assert retrieval.items == ()

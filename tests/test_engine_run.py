@@ -164,7 +164,12 @@ def test_a_cassette_that_runs_dry_ends_the_run_with_a_clear_error(tmp_path: Path
     assert result.error is not None
     assert "ran out of 'root' responses after 1" in result.error
     assert events.hook_names()[-1] == "run_end"
-    assert events.hook_names().count("iteration") == 1
+    # the step whose LM call ran dry still closes its span, with the reason
+    first, second = (call.payload for call in events.of("iteration"))
+    assert first.error is None
+    assert second.error is not None
+    assert second.error.startswith("the step's LM call failed: ")
+    assert "ran out of 'root' responses" in second.error
 
 
 def test_an_unparsable_ontology_ends_the_run_with_an_error_naming_the_file(
@@ -178,7 +183,7 @@ def test_an_unparsable_ontology_ends_the_run_with_an_error_naming_the_file(
     assert not result.converged
     assert result.error is not None
     assert "broken.ttl" in result.error
-    assert events.hook_names() == ["run_start", "run_end"]
+    assert events.hook_names() == ["run_start", "setup", "run_end"]
     assert events.of("run_start")[0].payload.ontology.triples == 0
 
 

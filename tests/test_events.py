@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,13 +24,16 @@ from rlm_core.events import (
     LLMCall,
     MemoryExtraction,
     MemoryRetrieval,
+    Message,
     OntologyInfo,
     RetrievedMemory,
     RunInfo,
     RunResult,
+    Setup,
     ToolCall,
     event_from_dict,
 )
+from rlm_core.testing import RunBuilder
 from tests.helpers.factories import run_info, run_result
 
 text = st.text(max_size=40)
@@ -46,14 +50,25 @@ json_values = st.recursive(
     max_leaves=12,
 )
 timestamps = st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=2))]))
-common: dict[str, Any] = {"run_id": text, "seq": counts, "timestamp": timestamps}
+hex16 = st.text("0123456789abcdef", min_size=16, max_size=16)
+common: dict[str, Any] = {
+    "run_id": text,
+    "seq": counts,
+    "span_id": hex16,
+    "parent_span_id": st.none() | hex16,
+    "started_at": timestamps,
+    "timestamp": timestamps,
+}
+ontologies = st.builds(OntologyInfo, name=text, path=text, triples=counts, format=optional_text)
 
 EVENT_STRATEGIES: dict[type[Event], st.SearchStrategy[Event]] = {
     RunInfo: st.builds(
         RunInfo,
         **common,
+        trace_id=st.text("0123456789abcdef", min_size=32, max_size=32),
+        depth=counts,
         question=text,
-        ontology=st.builds(OntologyInfo, name=text, path=text, triples=counts),
+        ontology=ontologies,
         model=text,
         sub_model=optional_text,
         limits=st.builds(
@@ -65,6 +80,16 @@ EVENT_STRATEGIES: dict[type[Event], st.SearchStrategy[Event]] = {
         ),
         parent_run_id=optional_text,
         tags=st.dictionaries(text, text, max_size=3),
+    ),
+    Setup: st.builds(
+        Setup,
+        **common,
+        ontology=ontologies,
+        load_duration=seconds,
+        index_duration=seconds,
+        sense_card_duration=seconds,
+        sense_card_chars=counts,
+        error=optional_text,
     ),
     MemoryRetrieval: st.builds(
         MemoryRetrieval,
@@ -93,11 +118,21 @@ EVENT_STRATEGIES: dict[type[Event], st.SearchStrategy[Event]] = {
         **common,
         model=text,
         role=text,
+        depth=counts,
         prompt_tokens=st.none() | counts,
         completion_tokens=st.none() | counts,
         latency=seconds,
         cost=st.none() | seconds,
         error=optional_text,
+        messages=st.lists(st.builds(Message, role=text, text=text), max_size=3).map(tuple),
+        output=optional_text,
+        provider=optional_text,
+        response_model=optional_text,
+        finish_reason=optional_text,
+        response_id=optional_text,
+        request_params=st.dictionaries(text, json_values, max_size=3),
+        cached_tokens=st.none() | counts,
+        reasoning_tokens=st.none() | counts,
     ),
     ToolCall: st.builds(
         ToolCall,
@@ -136,6 +171,7 @@ EVENT_STRATEGIES: dict[type[Event], st.SearchStrategy[Event]] = {
         prompt_tokens=counts,
         completion_tokens=counts,
         duration=seconds,
+        cost=st.none() | seconds,
         error=optional_text,
     ),
 }
@@ -166,7 +202,8 @@ def test_serialized_event_names_its_kind_and_schema_version() -> None:
     data = run_result().to_dict()
     assert data["event"] == "run_end"
     assert data["schema_version"] == SCHEMA_VERSION
-    assert data["timestamp"] == "2026-01-02T03:04:05.678901+00:00"
+    assert data["timestamp"] == run_result().timestamp.isoformat()
+    assert data["timestamp"].endswith("+00:00")
 
 
 def test_events_are_frozen() -> None:
@@ -177,7 +214,9 @@ def test_events_are_frozen() -> None:
 
 def test_derived_properties() -> None:
     assert run_result().tokens == 120
-    assert run_info().started_at == run_info().timestamp
+    run = run_info()
+    assert run.started_at < run.timestamp
+    assert run.elapsed == (run.timestamp - run.started_at).total_seconds()
 
 
 def test_unknown_schema_version_is_refused_with_the_version_named() -> None:
@@ -226,3 +265,28 @@ def test_nested_field_errors_name_the_path() -> None:
     data["ontology"] = {"name": "prov", "path": "/p", "triples": "many"}
     with pytest.raises(EventDecodeError, match=r"ontology\.triples: expected an integer"):
         event_from_dict(data)
+
+
+def test_every_payload_of_a_built_run_round_trips() -> None:
+    built = RunBuilder.demo(nested=True).events()
+    assert {type(event) for event in built} == set(EVENT_STRATEGIES)
+    for event in built:
+        assert event_from_dict(orjson.loads(orjson.dumps(event.to_dict()))) == event
+
+
+def test_version_1_payloads_are_read_as_spans_under_their_run() -> None:
+    v1 = Path(__file__).parent / "fixtures" / "v1" / "demo-schema-v1.jsonl"
+    lines = [orjson.loads(line) for line in v1.read_bytes().splitlines()]
+    decoded = [
+        event_from_dict(line) for line in lines if line.get("event") not in (None, "metrics")
+    ]
+    run, *inner, end = decoded
+    assert isinstance(run, RunInfo)
+    assert isinstance(end, RunResult)
+    assert end.span_id == run.span_id
+    assert len(run.trace_id) == 32
+    assert all(event.parent_span_id == run.span_id for event in inner)
+    assert len({event.span_id for event in inner}) == len(inner)
+    step = next(event for event in inner if isinstance(event, Iteration))
+    assert step.elapsed == pytest.approx(step.duration, abs=1e-6)
+    assert event_from_dict(step.to_dict()) == step  # written back as version 2

@@ -15,12 +15,12 @@ import pytest
 
 from rlm_core import __version__
 from rlm_core.config import Settings
-from rlm_core.events import SCHEMA_VERSION, Iteration, RunInfo, ToolCall
+from rlm_core.events import SCHEMA_VERSION, Iteration, Message, RunInfo, ToolCall
 from rlm_core.plugins import get_plugin_manager
 from rlm_core.runlog import iter_hook_calls, read_log
 from rlm_core.testing import capture_events
 from rlm_plugins.jsonl import REDACTED, JsonlTracker
-from tests.helpers.factories import iteration, run_info, run_result
+from tests.helpers.factories import builder, iteration, run_info, run_result
 from tests.helpers.jsonl import HookCalls, emit, realistic_run, strict_manager, write_log
 
 
@@ -78,6 +78,7 @@ def test_round_trip_replays_exactly_the_live_calls(tmp_path: Path) -> None:
     assert replayed.calls == live.calls
     assert {call.hook for call in replayed.calls} == {
         "run_start",
+        "setup",
         "memory_retrieved",
         "iteration",
         "llm_call",
@@ -120,16 +121,14 @@ def test_secrets_are_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         "argument": "hunter2-but-longer",
         "header": "Basic dXNlcjpwYXNzd29yZA==",
     }
-    run = run_info(
+    built = builder(
         "run-secret",
         question=f"Why does my key {secrets['anthropic']} fail?",
         tags={"team": "ontology", "api_key": secrets["tag"]},
     )
-    tool = ToolCall(
-        run_id="run-secret",
-        seq=1,
-        timestamp=run.timestamp,
-        name="fetch",
+    run = built.run
+    tool = built.tool_call(
+        "fetch",
         arguments={
             "query": "Activity",
             "password": secrets["argument"],
@@ -139,6 +138,10 @@ def test_secrets_are_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         result_size=10,
         result_preview=f"Authorization: Bearer {secrets['bearer']}",
         duration=0.1,
+    )
+    call = built.llm_call(
+        messages=(Message(role="user", text=f"my key is {secrets['anthropic']}"),),
+        output=f"Use the header Authorization: Bearer {secrets['bearer']}",
     )
     step = dataclasses.replace(
         iteration("run-secret"),
@@ -152,6 +155,7 @@ def test_secrets_are_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     calls: HookCalls = [
         ("run_start", {"run": run}),
         ("tool_call", {"run": run, "call": tool}),
+        ("llm_call", {"run": run, "call": call}),
         ("iteration", {"run": run, "step": step}),
         ("metrics", {"run": run, "values": {"prompt_tokens": 120.0}, "step": 0}),
         ("run_end", {"run": run, "result": run_result("run-secret")}),
@@ -239,7 +243,7 @@ def test_the_default_path_is_runs_slash_run_id_in_the_working_directory(
 
 def test_template_placeholders_and_created_directories(tmp_path: Path) -> None:
     tracker = JsonlTracker(path=str(tmp_path / "logs/{date}/{ontology}-{run_id}.jsonl"))
-    run = run_info("r-7", timestamp=datetime(2026, 5, 6, 23, 59, tzinfo=UTC))
+    run = run_info("r-7", start=datetime(2026, 5, 6, 23, 59, tzinfo=UTC))
     assert tracker.destination(run) == tmp_path / "logs" / "2026-05-06" / "prov-r-7.jsonl"
     emit(strict_manager(tracker), [("run_start", {"run": run})])
     assert (tmp_path / "logs" / "2026-05-06" / "prov-r-7.jsonl").is_file()

@@ -74,6 +74,7 @@ def test_hook_names_are_the_contract() -> None:
     assert set(HOOK_NAMES) == {"run_metrics", "run_location", "register_commands", *EVENT_HOOKS}
     assert set(EVENT_HOOKS) == {
         "run_start",
+        "setup",
         "iteration",
         "llm_call",
         "tool_call",

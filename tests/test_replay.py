@@ -176,3 +176,21 @@ def test_a_bad_jsonl_option_in_the_config_file_is_one_clear_line(
         "rlm: error: tracker 'jsonl' was asked for but is unavailable: failed to start: "
         "ValueError: jsonl: fsync must be one of never, run_end, every_event; got 'always'\n"
     )
+
+
+def test_a_version_1_log_replays_as_version_2_events(
+    work: Path, rlm: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    v1 = Path(__file__).parent / "fixtures" / "v1" / "demo-schema-v1.jsonl"
+    with capture_events() as seen:
+        assert rlm("replay", str(v1), "--to", "quiet") == 0
+    assert "0 problem(s)" in capsys.readouterr().out
+    hooks = [call.hook for call in seen.calls]
+    assert hooks.count("iteration") == 4
+    assert hooks[0] == "run_start"
+    assert hooks[-1] == "run_end"
+    events = seen.events()
+    run = events[0]
+    assert all(event.run_id == run.run_id for event in events)
+    assert all(event.parent_span_id == run.span_id for event in events[1:-1])
+    assert events[-1].span_id == run.span_id

@@ -67,7 +67,7 @@ def test_a_garbage_line_is_reported_and_reading_goes_on(good: Path, tmp_path: Pa
         f"{bad}:5: not valid JSON: Expecting value at column 1",
         f"{bad}:6: expected a JSON object, got list",
         f"{bad}:7: unknown event kind 'nope' (known: iteration, judgment, llm_call, "
-        "memory_extracted, memory_retrieved, run_end, run_start, tool_call)",
+        "memory_extracted, memory_retrieved, run_end, run_start, setup, tool_call)",
     ]
     assert replayed_hooks(bad) == [hook for hook, _ in realistic_run()]
 
@@ -80,7 +80,7 @@ def test_an_unknown_schema_version_names_the_line(good: Path, tmp_path: Path) ->
     bad.write_bytes(b"".join([*lines[:4], json.dumps(future).encode() + b"\n", *lines[5:]]))
     log = read_log(bad)
     assert [str(problem) for problem in log.problems] == [
-        f"{bad}:5: schema_version 99 is not supported (this rlm-core reads 1)"
+        f"{bad}:5: schema_version 99 is not supported (this rlm-core reads 1, 2)"
     ]
     assert len(list(iter_hook_calls(log))) == len(realistic_run()) - 1
 
@@ -90,12 +90,12 @@ def test_a_header_of_an_unknown_version_leaves_the_run_start_line(
 ) -> None:
     lines = good.read_bytes().splitlines(keepends=True)
     header = json.loads(lines[0])
-    header["schema_version"] = 2
+    header["schema_version"] = 99
     bad = tmp_path / "header.jsonl"
     bad.write_bytes(b"".join([json.dumps(header).encode() + b"\n", *lines[1:]]))
     log = read_log(bad)
     assert [str(problem) for problem in log.problems] == [
-        f"{bad}:1: header: schema_version 2 is not supported (this rlm-core reads 1)"
+        f"{bad}:1: header: schema_version 99 is not supported (this rlm-core reads 1, 2)"
     ]
     assert replayed_hooks(bad) == [hook for hook, _ in realistic_run()]
 

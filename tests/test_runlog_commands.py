@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from rlm_core.testing import RunBuilder
 from tests.helpers.jsonl import realistic_run, rlm_main, write_log
 
 
@@ -155,7 +157,7 @@ def test_show_lists_problems_with_file_and_line(
     ("argument", "message"),
     [
         ("no-such-run", "no run 'no-such-run': it is not a file, and no log under runs/ has "
-         "that run id"),
+         "a run id that starts with it"),
         ("runs/missing.jsonl", "runs/missing.jsonl: no such file"),
         ("runs/garbage.jsonl", "runs/garbage.jsonl: not an rlm run log (not valid JSON: "
          "Expecting property name enclosed in double quotes at column 2)"),
@@ -183,3 +185,106 @@ def test_runs_without_a_subcommand_prints_help(
 ) -> None:
     assert rlm("runs") == 2
     assert "usage: rlm runs" in capsys.readouterr().out
+
+
+V1_LOG = Path(__file__).parent / "fixtures" / "v1" / "demo-schema-v1.jsonl"
+"""A log the jsonl tracker wrote before spans (schema version 1): ``rlm demo`` of that code."""
+
+
+def test_show_draws_the_span_tree_with_durations(
+    rlm: Callable[..., int], logs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert rlm("runs", "show", "converged-run") == 0
+    out = capsys.readouterr().out
+    assert "     START    TOOK  SPAN" in out
+    lines = [line for line in out.splitlines() if line[:12].strip().startswith("+")]
+    spans = [line[21:] for line in lines]  # after START and TOOK: the indented headline
+    indents = {" ".join(span.split()[:2]): len(span) - len(span.lstrip()) for span in spans}
+    assert spans[0].startswith("run start")
+    assert spans[1].startswith("  setup      prov (turtle, 1664 triples)")
+    assert spans[-1].startswith("run end")
+    step = next(i for i, span in enumerate(spans) if span.startswith("  iteration  0"))
+    assert spans[step + 1].startswith("    lm call    root")  # a step's calls under the step
+    assert spans[step + 2].startswith("    tool call  sparql_select")
+    assert spans[step + 3].startswith("    lm call    sub")
+    judgment = next(i for i, span in enumerate(spans) if span.startswith("  judgment"))
+    assert spans[judgment + 1].startswith("    lm call    judge")
+    assert indents["memory extracted"] == 2
+    assert indents["tool call"] == 4
+    took = lines[1][12:20].strip()
+    assert took.endswith("ms")
+
+
+def test_show_json_is_the_span_tree(
+    rlm: Callable[..., int], logs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert rlm("runs", "show", "converged-run", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    (run,) = shown["runs"]
+    assert run["complete"] is True
+    tree = run["tree"]
+    assert tree["event"] == "run_start"
+    assert tree["result"]["event"] == "run_end"
+    assert [child["event"] for child in tree["children"]] == [
+        "setup", "memory_retrieved", "iteration", "iteration", "judgment", "memory_extracted"
+    ]  # fmt: skip
+    step = tree["children"][2]
+    assert [child["event"] for child in step["children"]] == ["llm_call", "tool_call", "llm_call"]
+    assert all(child["parent_span_id"] == step["span_id"] for child in step["children"])
+    assert step["duration"] > 0
+    assert [point["step"] for point in run["metrics"]] == [0, 1, None]
+
+
+def test_show_takes_a_prefix_latest_or_a_file_name_under_runs(
+    rlm: Callable[..., int], logs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_log(logs, realistic_run("zz-newest-run", iterations=1))
+    for reference in ("conv", "latest", "converged-run.jsonl", "zz-newest-run"):
+        assert rlm("runs", "show", reference, "--json") == 0, reference
+        (run,) = json.loads(capsys.readouterr().out)["runs"]
+        newest = reference.startswith(("latest", "zz"))
+        assert run["run_id"] == ("zz-newest-run" if newest else "converged-run")
+    assert rlm("runs", "show", "c") == 2
+    err = capsys.readouterr().err
+    assert "run id 'c' is ambiguous: 2 runs start with it (converged-run, crashed-run)" in err
+
+
+def test_list_is_newest_first_and_n_limits_it(
+    rlm: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for day, run_id in enumerate(("oldest", "middle", "newest")):
+        write_log(tmp_path / "runs", run_on_day(run_id, day))
+    assert rlm("runs", "list", "--json") == 0
+    assert [run["run_id"] for run in json.loads(capsys.readouterr().out)["runs"]] == [
+        "newest", "middle", "oldest"
+    ]  # fmt: skip
+    assert rlm("runs", "list", "-n", "2") == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["newest", "middle"]
+    with pytest.raises(SystemExit) as usage:
+        rlm("runs", "list", "-n", "0")
+    assert usage.value.code == 2
+    assert "-n: expected a positive integer, got '0'" in capsys.readouterr().err
+
+
+def run_on_day(run_id: str, day: int) -> list[tuple[str, dict[str, object]]]:
+    built = RunBuilder(run_id, start=datetime(2026, 1, 1 + day, tzinfo=UTC))
+    built.setup()
+    built.end()
+    return built.calls
+
+
+def test_a_version_1_log_is_still_shown(
+    rlm: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert rlm("runs", "show", str(V1_LOG)) == 0
+    out = capsys.readouterr().out
+    assert "Problems" not in out
+    assert "run end    converged after 4 iterations, 7 LM calls" in out
+    assert out.count("iteration  ") == 4
+    assert rlm("runs", "show", str(V1_LOG), "--json") == 0
+    (run,) = json.loads(capsys.readouterr().out)["runs"]
+    # version 1 had no tree: every span hangs under the run
+    assert len(run["tree"]["children"]) == 18
+    parents = {child["parent_span_id"] for child in run["tree"]["children"]}
+    assert parents == {run["tree"]["span_id"]}

@@ -1,4 +1,4 @@
-"""``rlm runs list|show``: the runs the JSONL tracker logged, as a table or as a timeline.
+"""``rlm runs list|show``: the runs the JSONL tracker logged, as a table or as a span tree.
 
 Both work on logs of crashed runs (no ``run_end``: shown as incomplete) and on damaged files: bad
 lines are listed with file and line number after whatever could be read.
@@ -25,10 +25,12 @@ from rlm_core.events import (
     MemoryRetrieval,
     RunInfo,
     RunResult,
+    Setup,
     ToolCall,
 )
 from rlm_core.runlog import (
     DEFAULT_LOG_DIR,
+    LATEST,
     LogNotFoundError,
     LogProblem,
     LogRecord,
@@ -58,23 +60,46 @@ def register(commands: Any) -> None:
     lister = subcommands.add_parser(
         "list",
         help="one line per logged run",
-        description="One line per run: id, start, question, ontology, iterations, status "
-        "(converged, not converged, failed, or incomplete when the log has no run_end), "
-        "duration and tokens.",
+        description="One line per run, newest first: id, start, question, ontology, "
+        "iterations, status (converged, not converged, failed, or incomplete when the log has "
+        "no run_end), duration and tokens.",
     )
     lister.add_argument("--dir", metavar="DIR", help=f"log directory (default: {DEFAULT_LOG_DIR})")
+    lister.add_argument(
+        "-n", type=_positive, metavar="N", help="only the N newest runs (default: all)"
+    )
     lister.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lister.set_defaults(handler=run_list)
 
     shower = subcommands.add_parser(
         "show",
-        help="the timeline of one run",
-        description="Run info, memory retrieval, each iteration with code and output previews, "
-        "tool and LM calls, judgment, memory extraction, metrics and result; problems last.",
+        help="the span tree of one run",
+        description="Run info, then every span of the run indented under its parent, with its "
+        "start (from the run's start) and duration: setup, memory retrieval, each iteration "
+        "with its LM and tool calls and code and output previews, judgment and extraction with "
+        "their LM calls, metrics and the result; problems last.",
     )
-    shower.add_argument("run", metavar="RUN_ID|FILE", help="a run id or a log file")
+    shower.add_argument(
+        "run",
+        metavar="RUN",
+        help=f"a run id or the start of one, {LATEST!r} for the newest run, or a log file "
+        f"(also NAME.jsonl under the log directory)",
+    )
     shower.add_argument("--dir", metavar="DIR", help=f"log directory (default: {DEFAULT_LOG_DIR})")
+    shower.add_argument(
+        "--json", action="store_true", help="print the runs as JSON span trees instead"
+    )
     shower.set_defaults(handler=run_show)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _print_help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
@@ -157,7 +182,9 @@ def run_list(args: argparse.Namespace) -> int:
         summaries.extend(summarize(log, run) for run in log.runs.values())
         if log.problems:
             problems[str(path)] = log.problems
-    summaries.sort(key=lambda summary: summary.started_at)
+    summaries.sort(key=lambda summary: summary.started_at, reverse=True)
+    if args.n is not None:
+        summaries = summaries[: args.n]
     if args.json:
         listing = {
             "runs": [dataclasses.asdict(summary) for summary in summaries],
@@ -208,6 +235,14 @@ def run_show(args: argparse.Namespace) -> int:
         reason = log.problems[0].message if log.problems else "no records"
         raise LogNotFoundError(f"{path}: not an rlm run log ({reason})")
     runs = [log.runs[run_id]] if run_id else list(log.runs.values())
+    if args.json:
+        shown = {
+            "path": str(path),
+            "runs": [_tree_json(run, log.records_of(run.run_id)) for run in runs],
+            "problems": [dataclasses.asdict(problem) for problem in log.problems],
+        }
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
+        return EXIT_OK
     for number, run in enumerate(runs):
         if number:
             print()
@@ -240,29 +275,133 @@ def _print_timeline(run: RunInfo, records: list[LogRecord]) -> None:
         info.append(("parent", run.parent_run_id))
     if run.tags:
         info.append(("tags", ", ".join(f"{key}={value}" for key, value in run.tags.items())))
+    info.append(
+        (
+            "trace",
+            run.trace_id + (f" (under span {run.parent_span_id})" if run.parent_span_id else ""),
+        )
+    )
     print(f"Run {run.run_id}")
     for label, value in info:
         print(f"  {label:<9} {value}")
     print()
+    print(f"  {'START':>9} {'TOOK':>7}  SPAN")
     ended = False
-    for record in records:
+    for record, depth in _in_tree_order(run, records):
         payload = record.payload
         ended = ended or isinstance(payload, RunResult)
-        offset = (payload.timestamp - run.started_at).total_seconds()
+        start = payload.timestamp if isinstance(payload, MetricsPoint) else payload.started_at
+        offset = (start - run.started_at).total_seconds()
+        took = "" if isinstance(payload, MetricsPoint | RunInfo) else _seconds(payload.elapsed)
         headline, *details = _describe(payload)
         if record.truncated:
             headline += f"  [cut by the writer: {', '.join(record.truncated)}]"
-        print(f"  {'+' + _seconds(offset):>9}  {headline}")
+        indent = "  " * depth
+        print(f"  {'+' + _seconds(offset):>9} {took:>7}  {indent}{headline}")
         for detail in details:
-            print(f"{_INDENT}{detail}")
+            print(f"{_INDENT}{indent}{detail}")
     if not ended:
         print("  (no run_end: the run is incomplete; it crashed or is still running)")
+
+
+def _in_tree_order(run: RunInfo, records: list[LogRecord]) -> list[tuple[LogRecord, int]]:
+    """The records depth first under their parent spans, siblings by start; with the depth.
+
+    ``run_start`` and ``run_end`` frame the run; metrics lines (no span) and spans whose parent
+    is not in the log (a cut-off log) sit under the run.
+    """
+    spans = {
+        record.payload.span_id
+        for record in records
+        if isinstance(record.payload, Event) and not isinstance(record.payload, RunResult)
+    }
+    children: dict[str, list[LogRecord]] = {}
+    first: list[LogRecord] = []
+    last: list[LogRecord] = []
+    for record in records:
+        payload = record.payload
+        if isinstance(payload, RunInfo):
+            first.append(record)
+        elif isinstance(payload, RunResult):
+            last.append(record)
+        else:
+            parent = None if isinstance(payload, MetricsPoint) else payload.parent_span_id
+            if parent not in spans:
+                parent = run.span_id
+            children.setdefault(parent or run.span_id, []).append(record)
+    ordered: list[tuple[LogRecord, int]] = [(record, 0) for record in first]
+
+    def visit(span_id: str, depth: int) -> None:
+        for record in sorted(children.get(span_id, []), key=_start_key):
+            ordered.append((record, depth))
+            payload = record.payload
+            if isinstance(payload, Event):
+                visit(payload.span_id, depth + 1)
+
+    visit(run.span_id, 1)
+    ordered.extend((record, 0) for record in last)
+    return ordered
+
+
+def _start_key(record: LogRecord) -> tuple[datetime, int]:
+    payload = record.payload
+    if isinstance(payload, MetricsPoint):
+        return payload.timestamp, record.line_number
+    return payload.started_at, record.line_number
+
+
+def _tree_json(run: RunInfo, records: list[LogRecord]) -> dict[str, Any]:
+    """One run as JSON: the run's span with its children nested, metrics and whether it ended.
+
+    Each node is the payload's ``to_dict()`` plus ``duration`` (seconds, start to end) and
+    ``children``.
+    """
+    root: dict[str, Any] = {**run.to_dict(), "children": []}
+    nodes: dict[str, dict[str, Any]] = {run.span_id: root}
+    stack: list[dict[str, Any]] = [root]
+    result: RunResult | None = None
+    metrics: list[dict[str, Any]] = []
+    for record, depth in _in_tree_order(run, records):
+        payload = record.payload
+        if isinstance(payload, RunInfo):
+            continue
+        if isinstance(payload, RunResult):
+            result = payload
+            continue
+        if isinstance(payload, MetricsPoint):
+            metrics.append(
+                {
+                    "step": payload.step,
+                    "values": payload.values,
+                    "timestamp": payload.timestamp.isoformat(),
+                }
+            )
+            continue
+        node = {**payload.to_dict(), "duration": payload.elapsed, "children": []}
+        del stack[depth:]
+        stack[-1]["children"].append(node)
+        stack.append(node)
+        nodes[payload.span_id] = node
+    if result is not None:
+        root["duration"] = result.elapsed
+        root["result"] = result.to_dict()
+    return {"run_id": run.run_id, "complete": result is not None, "tree": root, "metrics": metrics}
 
 
 def _describe(payload: Event | MetricsPoint) -> list[str]:
     """A headline and detail lines for one record of the timeline."""
     if isinstance(payload, RunInfo):
         return ["run start"]
+    if isinstance(payload, Setup):
+        ontology = payload.ontology
+        return [
+            f"setup      {ontology.name} ({ontology.format or 'unknown format'}, "
+            f"{ontology.triples} triples): load {_seconds(payload.load_duration)}, "
+            f"index {_seconds(payload.index_duration)}, "
+            f"sense card {_seconds(payload.sense_card_duration)} "
+            f"({payload.sense_card_chars} chars)",
+            *_section("error", payload.error, 2),
+        ]
     if isinstance(payload, MemoryRetrieval):
         return [
             f"memory     retrieved {len(payload.items)} (k={payload.k}) for "

@@ -20,6 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from rlm_core._health_file import record_health
+from rlm_core._spans import (
+    SpanContext,
+    TraceparentError,
+    current_span,
+    environment_traceparent,
+    parse_traceparent,
+    reset_current,
+    set_current,
+)
 from rlm_core.config import CliOptions, Selection, Settings, load_settings
 from rlm_core.engine.emitter import RunEmitter
 from rlm_core.events import (
@@ -31,6 +40,7 @@ from rlm_core.events import (
     OntologyInfo,
     RunInfo,
     RunResult,
+    Setup,
     utc_now,
 )
 from rlm_core.logs import get_logger
@@ -62,6 +72,7 @@ def run(
     config: Settings | str | os.PathLike[str] | None = None,
     record: str | os.PathLike[str] | None = None,
     manager: PluginManager | None = None,
+    traceparent: str | None = None,
 ) -> RunResult:
     """Answer ``question`` over the ontology file ``ontology`` and return how the run ended.
 
@@ -76,9 +87,15 @@ def run(
     :param record: write every LM response of this run to a cassette at this path.
     :param manager: emit to this plugin manager instead of one built from the settings (whose
         tracker selection, ``trackers`` and ``plugins`` are then not used).
+    :param traceparent: a W3C ``traceparent`` of the caller's span: the run joins that trace
+        under it. Default: the span current where ``run`` is called (a nested run hangs under
+        the step that started it), else the ``TRACEPARENT`` environment variable, else a new
+        trace.
+    :param parent_run_id: the run this one belongs to; default: the run whose step is current.
     :raises rlm_core.RLMError: the run cannot start (no model, missing API key, bad config, a
-        memory database that cannot be opened).
+        memory database that cannot be opened, a malformed ``traceparent``).
     """
+    parent = _parent_span(traceparent)
     settings = _settings(config, model, sub_model, max_iterations, max_llm_calls, trackers, memory)
     from rlm_core.engine.interpreter import interpreter_factory
     from rlm_core.engine.lm import build_language_models
@@ -97,6 +114,7 @@ def run(
             factory,
             manager,
             store,
+            parent,
             parent_run_id,
             tags,
             record,
@@ -107,6 +125,28 @@ def run(
             store.close()
 
 
+def _parent_span(traceparent: str | None) -> SpanContext | None:
+    """The span a new run hangs under: an explicit ``traceparent``, the current span (a step of
+    the run that starts this one), the ``TRACEPARENT`` variable, or none (a new trace).
+
+    A malformed explicit value is the caller's error; a malformed variable is ignored with a
+    warning, as W3C Trace Context asks of a receiver.
+    """
+    if traceparent is not None:
+        return parse_traceparent(traceparent)
+    current = current_span()
+    if current is not None:
+        return current
+    inherited = environment_traceparent()
+    if inherited is None:
+        return None
+    try:
+        return parse_traceparent(inherited)
+    except TraceparentError as exc:
+        log.warning("TRACEPARENT ignored, the run starts a new trace: %s", exc)
+        return None
+
+
 def _run(
     question: str,
     path: Path,
@@ -115,21 +155,25 @@ def _run(
     factory: Any,
     manager: PluginManager,
     store: Any,
+    parent: SpanContext | None,
     parent_run_id: str | None,
     tags: Mapping[str, str] | None,
     record: str | os.PathLike[str] | None,
     problems: list[str],
 ) -> RunResult:
-    emitter = RunEmitter(manager, new_run_id())
+    emitter = RunEmitter(manager, new_run_id(), parent)
     started = time.perf_counter()
-    loaded, load_error = _load(path)
+    prepared = _prepare(path)
+    loaded = prepared.loaded
+    ontology = OntologyInfo(
+        name=loaded.name if loaded else path.name.split(".")[0],
+        path=str(path.resolve()),
+        triples=loaded.triples if loaded else 0,
+        format=loaded.format if loaded else None,
+    )
     info = emitter.start(
         question=question,
-        ontology=OntologyInfo(
-            name=loaded.name if loaded else path.name.split(".")[0],
-            path=str(path.resolve()),
-            triples=loaded.triples if loaded else 0,
-        ),
+        ontology=ontology,
         model=lms.root_name,
         sub_model=lms.sub_name if lms.sub_name != lms.root_name else None,
         limits=Limits(
@@ -138,22 +182,46 @@ def _run(
             step_timeout=settings.step_timeout,
             max_output_chars=settings.max_output_chars,
         ),
-        parent_run_id=parent_run_id,
+        parent_run_id=parent_run_id or emitter.parent_run_id,
         tags=dict(tags or {}),
     )
-    outcome = _Outcome(error=load_error, problems=problems)
+    # Setup happened before run_start (a run that cannot load its ontology never started its
+    # LM), inside the run's span: it opened with the run.
+    emitter.emit(
+        "setup",
+        Setup,
+        emitter.open(started_at=emitter.span.started_at),
+        ontology=ontology,
+        load_duration=prepared.load_duration,
+        index_duration=prepared.index_duration,
+        sense_card_duration=prepared.sense_card_duration,
+        sense_card_chars=len(prepared.sense_card),
+        error=prepared.error,
+    )
+    outcome = _Outcome(error=prepared.error, problems=problems)
+    token = set_current(emitter.context)
     try:
         if loaded is not None:
             memory, memories = (
                 (None, "") if store is None else _recall(store, emitter, info, settings, outcome)
             )
             _execute(
-                outcome, emitter, settings, lms, factory, loaded, question, record, memory, memories
+                outcome,
+                emitter,
+                settings,
+                lms,
+                factory,
+                prepared,
+                question,
+                record,
+                memory,
+                memories,
             )
     except BaseException as exc:  # KeyboardInterrupt too: run_end still fires, then re-raise
         outcome.error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        reset_current(token)
         totals = outcome.totals
         manager.drain()
         plugin_errors, blocked = emitter.plugin_trouble()
@@ -169,6 +237,7 @@ def _run(
             prompt_tokens=totals.prompt_tokens if totals else 0,
             completion_tokens=totals.completion_tokens if totals else 0,
             duration=time.perf_counter() - started,
+            cost=totals.cost if totals else None,
             error=outcome.error,
             problems=(
                 *outcome.problems,
@@ -280,10 +349,12 @@ def _recall_from(
         started_at=info.started_at,
         redact=Redactor.from_environment().text,
     )
+    span = emitter.open()
     recall = memory.recall(settings.memory.retrieve)
     emitter.emit(
         "memory_retrieved",
         MemoryRetrieval,
+        span,
         query=recall.query,
         k=recall.k,
         items=tuple(item.as_event() for item in recall.items),
@@ -311,44 +382,82 @@ def _learn(
 ) -> None:
     """Judge the run, extract memories, emit ``judgment`` and ``memory_extracted``.
 
-    Failures here never fail the run: they become ``RunResult.problems`` and a warning.
+    Each is a span under the run, current while its LM works, so the judge's and the
+    extractor's LM calls hang under them. Failures here never fail the run: they become
+    ``RunResult.problems`` and a warning.
     """
-    judge = settings.memory.judge
-    extract = settings.memory.extract
-    learning = memory.learn(
-        answer=outcome.answer,
-        sparql=outcome.sparql,
-        steps=steps,
-        judge_lm=lms.judge if judge else None,
-        extract_lm=lms.extract if extract else None,
-    )
-    if learning.verdict is not None:
+    text = memory.keep_trajectory(steps)
+    problems: list[str] = []
+    verdict = None
+    if settings.memory.judge:
+        span = emitter.open()
+        token = set_current(emitter.context_of(span))
+        try:
+            verdict, judged = memory.judge(text, outcome.answer, outcome.sparql, lms.judge)
+        finally:
+            reset_current(token)
+        problems.extend(judged)
         emitter.emit(
             "judgment",
             Judgment,
-            success=learning.verdict.success,
-            reason=learning.verdict.reason,
-            confidence=learning.verdict.confidence,
+            span,
+            success=verdict.success,
+            reason=verdict.reason,
+            confidence=verdict.confidence,
         )
-    extraction_failed = any(problem.startswith("extract:") for problem in learning.problems)
-    if extract and not extraction_failed:
-        emitter.emit(
-            "memory_extracted",
-            MemoryExtraction,
-            items=tuple(added.as_event() for added in learning.added),
-        )
-    for problem in learning.problems:
+    if settings.memory.extract:
+        span = emitter.open()
+        token = set_current(emitter.context_of(span))
+        try:
+            added, extracted = memory.extract(text, verdict, lms.extract)
+        finally:
+            reset_current(token)
+        problems.extend(extracted)
+        if not extracted:
+            emitter.emit(
+                "memory_extracted",
+                MemoryExtraction,
+                span,
+                items=tuple(item.as_event() for item in added),
+            )
+    for problem in problems:
         log.warning("run %s: memory: %s", emitter.run_id, problem)
-    outcome.problems.extend(f"memory {problem}" for problem in learning.problems)
+    outcome.problems.extend(f"memory {problem}" for problem in problems)
 
 
-def _load(path: Path) -> tuple[Any, str | None]:
-    from rlm_core.ontology import OntologyError, load_ontology
+@dataclasses.dataclass
+class _Prepared:
+    """What setup produced: the ontology, its tools (with their search index), the sense card,
+    and how long each took; ``error`` when the ontology could not be loaded."""
 
+    loaded: Any = None
+    tools: Any = None
+    sense_card: str = ""
+    error: str | None = None
+    load_duration: float = 0.0
+    index_duration: float = 0.0
+    sense_card_duration: float = 0.0
+
+
+def _prepare(path: Path) -> _Prepared:
+    from rlm_core.ontology import OntologyError, OntologyTools, build_sense_card, load_ontology
+
+    prepared = _Prepared()
+    clock = time.perf_counter()
     try:
-        return load_ontology(path), None
+        prepared.loaded = load_ontology(path)
     except OntologyError as exc:
-        return None, f"OntologyError: {exc}"
+        prepared.error = f"OntologyError: {exc}"
+        return prepared
+    finally:
+        prepared.load_duration = time.perf_counter() - clock
+    clock = time.perf_counter()
+    prepared.tools = OntologyTools(prepared.loaded)
+    prepared.index_duration = time.perf_counter() - clock
+    clock = time.perf_counter()
+    prepared.sense_card = build_sense_card(prepared.loaded)
+    prepared.sense_card_duration = time.perf_counter() - clock
+    return prepared
 
 
 def _execute(
@@ -357,7 +466,7 @@ def _execute(
     settings: Settings,
     lms: Any,
     factory: Any,
-    loaded: Any,
+    prepared: _Prepared,
     question: str,
     record: str | os.PathLike[str] | None,
     memory: Any,
@@ -365,13 +474,12 @@ def _execute(
 ) -> None:
     import dspy
 
+    from rlm_core._redact import Redactor
     from rlm_core.engine.bridge import HookBridge
     from rlm_core.engine.cassette import CassetteWriter, Response
     from rlm_core.engine.program import build_program
-    from rlm_core.ontology import OntologyTools, build_sense_card
 
-    tools = OntologyTools(loaded)
-    functions = tools.tool_functions()
+    functions = prepared.tools.tool_functions()
     program = build_program(
         tools=list(functions.values()),
         sub_lm=lms.sub,
@@ -395,19 +503,25 @@ def _execute(
         else lambda r: writer.write(
             Response(r.role, r.text, r.prompt_tokens, r.completion_tokens, r.model)
         ),
+        content=Redactor.from_environment().text if settings.capture_content else None,
     )
     outcome.totals = bridge.totals
-    callbacks = [*dspy.settings.get("callbacks", []), bridge]
+    # A nested run on this thread inherits the outer run's DSPy context: its bridge is the
+    # outer run's, not this one's.
+    inherited = [c for c in dspy.settings.get("callbacks", []) if not isinstance(c, HookBridge)]
+    callbacks = [*inherited, bridge]
     context = memories or "(none yet)"
     try:
         with dspy.context(lm=lms.root, callbacks=callbacks):
             try:
                 prediction = program(
-                    question=question, ontology=build_sense_card(loaded), memories=context
+                    question=question, ontology=prepared.sense_card, memories=context
                 )
             except Exception as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
                 return
+            finally:
+                bridge.finish()
             outcome.answer = _text(prediction.answer)
             outcome.sparql = _text(prediction.sparql)
             outcome.evidence = _evidence(prediction.evidence)

@@ -88,10 +88,24 @@ class RunMemory:
         fails the run: the verdict is then unknown, nothing is extracted, and ``problems`` says
         why. Store errors do propagate.
         """
-        from rlm_core.memory.judge import extract_memories, judge_run
+        text = self.keep_trajectory(steps)
+        problems: list[str] = []
+        verdict = None
+        if judge_lm is not None:
+            verdict, judged = self.judge(text, answer, sparql, judge_lm)
+            problems.extend(judged)
+        added: tuple[AddResult, ...] = ()
+        if extract_lm is not None:
+            added, extracted = self.extract(text, verdict, extract_lm)
+            problems.extend(extracted)
+        return Learning(verdict, added, tuple(problems))
 
-        # Everything kept in the database goes through the redactor: REPL output, answers and
-        # what the LMs wrote may quote secrets from the environment.
+    def keep_trajectory(self, steps: Sequence[Mapping[str, Any]]) -> str:
+        """Store the run's steps (redacted) and return them as the text judge and extractor read.
+
+        Everything kept in the database goes through the redactor: REPL output, answers and
+        what the LMs wrote may quote secrets from the environment.
+        """
         steps = [
             {
                 key: self._redact(value) if isinstance(value, str) else value
@@ -100,30 +114,40 @@ class RunMemory:
             for step in steps
         ]
         self.store.record_trajectory(self.run_id, steps)
-        text = format_trajectory(steps)
-        problems: list[str] = []
-        verdict = None
-        if judge_lm is not None:
-            try:
-                verdict = judge_run(judge_lm, self.question, answer, sparql, text)
-            except Exception as exc:
-                verdict = Verdict(None, f"the judge failed: {type(exc).__name__}: {exc}", None)
-            verdict = dataclasses.replace(verdict, reason=self._redact(verdict.reason))
-            if verdict.success is None:
-                problems.append(f"judge: {verdict.reason}")
-            self.store.record_judgment(self.run_id, verdict)
-            self.store.update_outcome(self.run_id, verdict.success)
-        added: list[AddResult] = []
-        if extract_lm is not None:
-            judged = verdict or Verdict(None, "the run was not judged", None)
-            try:
-                drafts = extract_memories(extract_lm, self.question, text, judged)
-            except Exception as exc:
-                problems.append(f"extract: {type(exc).__name__}: {exc}")
-            else:
-                drafts = [self._redacted_draft(draft) for draft in drafts]
-                added = self.store.add_memories(drafts, run_id=self.run_id, scope=self.ontology)
-        return Learning(verdict, tuple(added), tuple(problems))
+        return format_trajectory(steps)
+
+    def judge(
+        self, text: str, answer: str | None, sparql: str | None, judge_lm: Any
+    ) -> tuple[Verdict, list[str]]:
+        """Judge the trajectory ``text``, record the verdict and credit the memories used; the
+        problems met (a judge that failed or gave no usable answer)."""
+        from rlm_core.memory.judge import judge_run
+
+        try:
+            verdict = judge_run(judge_lm, self.question, answer, sparql, text)
+        except Exception as exc:
+            verdict = Verdict(None, f"the judge failed: {type(exc).__name__}: {exc}", None)
+        verdict = dataclasses.replace(verdict, reason=self._redact(verdict.reason))
+        problems = [f"judge: {verdict.reason}"] if verdict.success is None else []
+        self.store.record_judgment(self.run_id, verdict)
+        self.store.update_outcome(self.run_id, verdict.success)
+        return verdict, problems
+
+    def extract(
+        self, text: str, verdict: Verdict | None, extract_lm: Any
+    ) -> tuple[tuple[AddResult, ...], list[str]]:
+        """Extract memories from the trajectory ``text`` and store them; the problems met (an
+        extractor that failed, in which case nothing is stored)."""
+        from rlm_core.memory.judge import extract_memories
+
+        judged = verdict or Verdict(None, "the run was not judged", None)
+        try:
+            drafts = extract_memories(extract_lm, self.question, text, judged)
+        except Exception as exc:
+            return (), [f"extract: {type(exc).__name__}: {exc}"]
+        drafts = [self._redacted_draft(draft) for draft in drafts]
+        added = self.store.add_memories(drafts, run_id=self.run_id, scope=self.ontology)
+        return tuple(added), []
 
     def _redacted_draft(self, draft: MemoryDraft) -> MemoryDraft:
         return MemoryDraft(

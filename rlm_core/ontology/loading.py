@@ -79,6 +79,7 @@ class LoadedOntology:
     path: str
     graph: Graph
     triples: int
+    format: str | None = None
 
 
 def load_ontology(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> LoadedOntology:
@@ -102,7 +103,7 @@ def load_ontology(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Lo
     triples = len(graph)
     if triples == 0:
         raise OntologyError(f"{file}: no triples found in this {_READABLE_FORMAT[fmt]} file")
-    return LoadedOntology(name=stem, path=str(resolved), graph=graph, triples=triples)
+    return LoadedOntology(name=stem, path=str(resolved), graph=graph, triples=triples, format=fmt)
 
 
 def _format_of(file: Path) -> tuple[str, str]:

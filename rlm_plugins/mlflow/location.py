@@ -10,8 +10,6 @@ changes directory (or a worker thread) cannot end up writing to a second store.
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from rlm_core.logs import verbose
@@ -74,6 +72,9 @@ def check_reachable(uri: str, timeout: float) -> None:
 
     MLflow's own client retries a refused connection for minutes; this fails in one attempt.
     """
+    import urllib.error  # here, not at the top: ``rlm --help`` imports this module
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
             response.read()

@@ -30,6 +30,7 @@ from rlm_core.events import (
     MemoryRetrieval,
     RunInfo,
     RunResult,
+    Setup,
     ToolCall,
     utc_now,
 )
@@ -230,6 +231,10 @@ class MlflowTracker:
     @hookimpl
     def run_start(self, run: RunInfo) -> None:
         self._state(run)
+
+    @hookimpl
+    def setup(self, run: RunInfo, setup: Setup) -> None:
+        self._state(run).events.append(setup)  # for the run log it uploads
 
     @hookimpl
     def memory_retrieved(self, run: RunInfo, retrieval: MemoryRetrieval) -> None:

@@ -131,7 +131,7 @@ def test_a_plugin_that_raises_and_blocks_fails_with_a_clear_message() -> None:
     with pytest.raises(AssertionError) as caught:
         report.raise_for_failures()
     message = str(caught.value)
-    assert message.splitlines()[0] == ("rlm plugin conformance of 'clumsy': 4 of 10 checks FAILED")
+    assert message.splitlines()[0] == ("rlm plugin conformance of 'clumsy': 5 of 11 checks FAILED")
     assert (
         "FAIL scenario 'scripted demo run' raises nothing: iteration raised RuntimeError: boom"
         in message

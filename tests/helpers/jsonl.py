@@ -4,9 +4,8 @@ can select. No tests here."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,15 @@ from rlm_core import cli
 from rlm_core.config import Settings
 from rlm_core.events import (
     ExtractedMemory,
-    Iteration,
-    Judgment,
-    Limits,
-    LLMCall,
-    MemoryExtraction,
-    MemoryRetrieval,
+    Message,
     OntologyInfo,
     RetrievedMemory,
     RunInfo,
     RunResult,
-    ToolCall,
 )
 from rlm_core.hookspecs import hookimpl
 from rlm_core.plugins import PluginManager, get_plugin_manager
+from rlm_core.testing import RunBuilder
 from rlm_plugins.jsonl import JsonlTracker
 
 HookCalls = list[tuple[str, dict[str, Any]]]
@@ -38,105 +32,29 @@ START = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 
 def realistic_run(run_id: str = "run-rt", *, iterations: int = 2) -> HookCalls:
     """Every hook, in the order a real run emits them, with the awkward values real runs have:
-    multi-line code, non-ASCII text, nested tool arguments and evidence, None where allowed."""
-    seq = itertools.count()
-
-    def at(seconds: float) -> datetime:
-        return START + timedelta(seconds=seconds)
-
-    run = RunInfo(
-        run_id=run_id,
-        seq=next(seq),
-        timestamp=at(0),
+    multi-line code, non-ASCII text, nested tool arguments and evidence, LM content, None where
+    allowed. Built by ``RunBuilder``, so the spans form a tree; the same ``run_id`` gives equal
+    calls."""
+    run = RunBuilder(
+        run_id,
+        start=START,
         question="Which properties have prov:Activity as their domain? («Aktivität»)",
-        ontology=OntologyInfo(name="prov", path="/data/prov-o.ttl", triples=1664),
+        ontology=OntologyInfo(name="prov", path="/data/prov-o.ttl", triples=1664, format="turtle"),
         model="anthropic/claude-sonnet-4-5",
         sub_model="anthropic/claude-haiku-4-5",
-        limits=Limits(
-            max_iterations=20, max_llm_calls=50, step_timeout=30.0, max_output_chars=10_000
-        ),
         tags={"experiment": "baseline", "owner": "ödön"},
     )
-    calls: HookCalls = [("run_start", {"run": run})]
-    retrieval = MemoryRetrieval(
-        run_id=run_id,
-        seq=next(seq),
-        timestamp=at(0.01),
-        query="properties domain prov:Activity",
-        k=3,
-        items=(
+    run.setup()
+    run.memory_retrieved(
+        (
             RetrievedMemory(memory_id="m-1", title="Use rdfs:domain", rank=1, score=3.25),
             RetrievedMemory(memory_id="m-2", title="Check inverse properties", rank=2, score=1.5),
         ),
+        query="properties domain prov:Activity",
         duration=0.004,
     )
-    calls.append(("memory_retrieved", {"run": run, "retrieval": retrieval}))
     for index in range(iterations):
-        base = 1.0 + index * 2
-        calls.append(
-            (
-                "llm_call",
-                {
-                    "run": run,
-                    "call": LLMCall(
-                        run_id=run_id,
-                        seq=next(seq),
-                        timestamp=at(base),
-                        model=run.model,
-                        role="root",
-                        prompt_tokens=900 + index,
-                        completion_tokens=120,
-                        latency=0.83,
-                        cost=0.0042,
-                    ),
-                },
-            )
-        )
-        calls.append(
-            (
-                "tool_call",
-                {
-                    "run": run,
-                    "call": ToolCall(
-                        run_id=run_id,
-                        seq=next(seq),
-                        timestamp=at(base + 0.2),
-                        name="sparql_select",
-                        arguments={
-                            "query": "SELECT ?p WHERE { ?p rdfs:domain prov:Activity }",
-                            "limit": 50,
-                            "options": {"timeout": 5.0, "prefixes": ["prov", "rdfs"]},
-                        },
-                        result_size=412,
-                        result_preview="prov:used\nprov:wasAssociatedWith\nprov:startedAtTime",
-                        duration=0.012,
-                    ),
-                },
-            )
-        )
-        calls.append(
-            (
-                "llm_call",
-                {
-                    "run": run,
-                    "call": LLMCall(
-                        run_id=run_id,
-                        seq=next(seq),
-                        timestamp=at(base + 0.5),
-                        model="anthropic/claude-haiku-4-5",
-                        role="sub",
-                        prompt_tokens=None,
-                        completion_tokens=None,
-                        latency=0.31,
-                        error="RateLimitError: slow down" if index else None,
-                    ),
-                },
-            )
-        )
-        step = Iteration(
-            run_id=run_id,
-            seq=next(seq),
-            timestamp=at(base + 0.9),
+        with run.iteration(
             index=index,
             reasoning=f"Step {index}: list the properties whose domain is prov:Activity.",
             code=(
@@ -147,73 +65,62 @@ def realistic_run(run_id: str = "run-rt", *, iterations: int = 2) -> HookCalls:
             error=None if index == 0 else "NameError: name 'rowz' is not defined",
             duration=0.05,
             llm_calls_used=index + 1,
-        )
-        calls.append(("iteration", {"run": run, "step": step}))
-        calls.append(
-            (
-                "metrics",
-                {"run": run, "values": {"tokens_so_far": 1020.0 * (index + 1)}, "step": index},
+        ):
+            run.llm_call(
+                prompt_tokens=900 + index,
+                latency=0.83,
+                cost=0.0042,
+                messages=(
+                    Message(role="system", text="Answer with «code».\nUse the tools."),
+                    Message(role="user", text="Which properties… (Aktivität)?"),
+                ),
+                output="[[ ## code ## ]]\nprint(sparql_select('…'))",
+                response_id=f"chatcmpl-{index}",
+                request_params={"temperature": 0.0, "max_tokens": 4000},
+                cached_tokens=512,
             )
-        )
-    calls.append(
+            run.tool_call(
+                "sparql_select",
+                {
+                    "query": "SELECT ?p WHERE { ?p rdfs:domain prov:Activity }",
+                    "limit": 50,
+                    "options": {"timeout": 5.0, "prefixes": ["prov", "rdfs"]},
+                },
+                "prov:used\nprov:wasAssociatedWith\nprov:startedAtTime",
+                result_size=412,
+                duration=0.012,
+            )
+            run.llm_call(
+                "sub",
+                model="anthropic/claude-haiku-4-5",
+                prompt_tokens=None,
+                completion_tokens=None,
+                latency=0.31,
+                output=None,
+                finish_reason=None,
+                error="RateLimitError: slow down" if index else None,
+            )
+        run.metrics({"tokens_so_far": 1020.0 * (index + 1)}, step=index)
+    run.judgment(
+        success=True, reason="The answer lists the properties with evidence.", confidence=0.9
+    )
+    run.memory_extracted(
         (
-            "judgment",
-            {
-                "run": run,
-                "verdict": Judgment(
-                    run_id=run_id,
-                    seq=next(seq),
-                    timestamp=at(10),
-                    success=True,
-                    reason="The answer lists the properties with evidence.",
-                    confidence=0.9,
-                ),
-            },
+            ExtractedMemory(memory_id="m-3", title="Domain lookups", duplicate=False),
+            ExtractedMemory(memory_id="m-1", title="Use rdfs:domain", duplicate=True),
         )
     )
-    calls.append(
-        (
-            "memory_extracted",
-            {
-                "run": run,
-                "extraction": MemoryExtraction(
-                    run_id=run_id,
-                    seq=next(seq),
-                    timestamp=at(11),
-                    items=(
-                        ExtractedMemory(memory_id="m-3", title="Domain lookups", duplicate=False),
-                        ExtractedMemory(memory_id="m-1", title="Use rdfs:domain", duplicate=True),
-                    ),
-                ),
-            },
-        )
+    run.metrics({"memory_hit_rate": 0.5, "memories": 2.0})
+    run.end(
+        answer="prov:used, prov:wasAssociatedWith and prov:startedAtTime.",
+        sparql="SELECT ?p WHERE { ?p rdfs:domain prov:Activity }",
+        evidence=[{"p": "prov:used", "rank": 1}, {"p": None, "nested": [1, 2.5]}],
+        llm_calls=2 * iterations,
+        prompt_tokens=1800,
+        completion_tokens=240,
+        duration=12.0,
     )
-    calls.append(
-        ("metrics", {"run": run, "values": {"memory_hit_rate": 0.5, "memories": 2.0}, "step": None})
-    )
-    calls.append(
-        (
-            "run_end",
-            {
-                "run": run,
-                "result": RunResult(
-                    run_id=run_id,
-                    seq=next(seq),
-                    timestamp=at(12),
-                    answer="prov:used, prov:wasAssociatedWith and prov:startedAtTime.",
-                    sparql="SELECT ?p WHERE { ?p rdfs:domain prov:Activity }",
-                    evidence=[{"p": "prov:used", "rank": 1}, {"p": None, "nested": [1, 2.5]}],
-                    converged=True,
-                    iterations=iterations,
-                    llm_calls=2 * iterations,
-                    prompt_tokens=1800,
-                    completion_tokens=240,
-                    duration=12.0,
-                ),
-            },
-        )
-    )
-    return calls
+    return run.calls
 
 
 def emit(manager: PluginManager, calls: Iterable[tuple[str, dict[str, Any]]]) -> None:

@@ -45,7 +45,7 @@ def test_run_level_metrics_reach_a_tracker_before_its_run_end(
     plugins = (tracker, recorder) if tracker_first else (recorder, tracker)
     scripted_run(model, memory_settings(tmp_path / "rlm-memory.db"), *plugins)
     names = recorder.hook_names()
-    assert names[-4:] == ["judgment", "memory_extracted", "metrics", "run_end"]
+    assert names[-5:] == ["judgment", "llm_call", "memory_extracted", "metrics", "run_end"]
     (metrics,) = recorder.of("metrics")
     assert metrics.kwargs["run"] == recorder.of("run_start")[0].payload
 

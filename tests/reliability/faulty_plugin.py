@@ -41,6 +41,10 @@ class FaultyTracker:
         return self._call("run_start")
 
     @hookimpl
+    def setup(self, run: Any, setup: Any) -> Any:
+        return self._call("setup")
+
+    @hookimpl
     def memory_retrieved(self, run: Any, retrieval: Any) -> Any:
         return self._call("memory_retrieved")
 

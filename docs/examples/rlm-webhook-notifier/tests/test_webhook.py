@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 import rlm_core
-from rlm_core.events import Judgment, RunResult
+from rlm_core.events import RunResult
 from rlm_core.plugins import PluginManager
 from rlm_core.testing import (
     DEMO_CASSETTE,
     DEMO_ONTOLOGY,
     DEMO_QUESTION,
     RecordingPlugin,
+    RunBuilder,
     check_plugin,
 )
 
@@ -122,21 +123,11 @@ def test_only_failures_skips_runs_that_converged(
 
 
 def test_the_judgment_goes_into_the_summary(
-    receiver: Receiver,
-    rlm_events: RecordingPlugin,
-    rlm_plugin_manager: Callable[..., PluginManager],
+    receiver: Receiver, rlm_plugin_manager: Callable[..., PluginManager]
 ) -> None:
-    demo_run()
-    [end] = rlm_events.of("run_end")
-    run, result = end.kwargs["run"], end.kwargs["result"]
-    verdict = Judgment(
-        run_id=run.run_id,
-        seq=90,
-        timestamp=result.timestamp,
-        success=True,
-        reason="grounded",
-        confidence=0.8,
-    )
+    built = RunBuilder("webhook-judged")
+    verdict = built.judgment(success=True, reason="grounded", confidence=0.8)
+    run, result = built.run, built.end()
     notifier = WebhookNotifier(url=receiver.url, headers={"Authorization": "Bearer t0ken"})
     manager = rlm_plugin_manager(notifier)
     manager.hook.judgment(run=run, verdict=verdict)
