@@ -16,7 +16,6 @@ from rlm_core.runlog import MetricsPoint
 __all__ = [
     "Artifact",
     "End",
-    "LinkTraces",
     "MetricPoint",
     "Record",
     "Start",
@@ -69,24 +68,19 @@ class Artifact:
 class End:
     """Upload the run's log (built from ``events``, the run's hook calls), end the MLflow run
     with ``status`` at ``end_time`` (ms), describe it, and mark it complete. A run that did not
-    fully arrive has the same log written to a spool file instead."""
+    fully arrive has the same log written to a spool file instead. With ``trace``, the run's
+    spans become an MLflow trace linked to the run."""
 
     run: RunInfo
     status: str
     end_time: int
     description: str
     events: tuple[Event | MetricsPoint, ...]
+    trace: bool = False
 
     @property
     def run_id(self) -> str:
         return self.run.run_id
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class LinkTraces:
-    """Link the run's DSPy traces to it, once MLflow has exported them."""
-
-    run_id: str
-
-
-Record: TypeAlias = Start | Values | Artifact | End | LinkTraces
+Record: TypeAlias = Start | Values | Artifact | End

@@ -50,14 +50,12 @@ from rlm_plugins.mlflow.location import (
 from rlm_plugins.mlflow.records import (
     Artifact,
     End,
-    LinkTraces,
     MetricPoint,
     Record,
     Start,
     Values,
     millis,
 )
-from rlm_plugins.mlflow.traces import DspyTraces
 from rlm_plugins.mlflow.writer import describe
 
 __all__ = ["MlflowTracker"]
@@ -105,7 +103,8 @@ class MlflowTracker:
     :param tags: extra tags on every run.
     :param flush_timeout: seconds ``flush`` (and the exit) waits for the data to reach MLflow;
         creating a new SQLite store is not counted.
-    :param log_traces: turn on MLflow's DSPy autologging during runs (off by default).
+    :param log_traces: write each run's spans as an MLflow trace linked to its MLflow run, in the
+        same store, from the worker (:mod:`rlm_plugins.mlflow.traces`).
     :param spool_dir: where the events of runs that did not reach MLflow are kept.
     """
 
@@ -155,7 +154,6 @@ class MlflowTracker:
         self._tags = tuple(extra_tags.items())
         self._log_traces = log_traces
         self._channel_: Channel | None = None
-        self._traces_: DspyTraces | None = None
         self._runs: dict[str, _RunState] = {}
         self._ended: set[str] = set()
         self._waited = 0.0
@@ -172,10 +170,6 @@ class MlflowTracker:
                 spool_dir=self._spool_dir,
                 flush_timeout=self.flush_timeout,
             )
-            if self._log_traces:
-                self._traces_ = DspyTraces(
-                    self.tracking_uri, self._channel_.writer, self.flush_timeout
-                )
         return self._channel_
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -342,16 +336,12 @@ class MlflowTracker:
         if result.evidence is not None:
             evidence = json.dumps(result.evidence, indent=2, ensure_ascii=False)
             records.append(Artifact(run.run_id, "evidence.json", evidence))
-        traced = self._traces_ is not None and self._traces_.covers(run.run_id)
         try:
             for record in records:
                 self._submit(record)
-            if self._traces_ is not None:
-                self._traces_.end(run.run_id)
-            if traced:
-                self._submit(LinkTraces(run.run_id))
             description = describe(run.question, result.answer)
-            self._submit(End(run, _status(result), at, description, tuple(state.events)))
+            events = tuple(state.events)
+            self._submit(End(run, _status(result), at, description, events, self._log_traces))
         finally:
             with self._lock:
                 self._runs.pop(run.run_id, None)
@@ -375,8 +365,6 @@ class MlflowTracker:
             state = _RunState(run, [run])
             self._runs[run.run_id] = state
             self._submit(Start(run, _fill(self._run_name, run), self._tags))
-        if self._traces_ is not None:
-            self._traces_.start(run.run_id)
         return state
 
     def _values(self, run: RunInfo, *points: tuple[str, float | int | bool, int, int]) -> None:

@@ -26,13 +26,11 @@ from rlm_core._redact import Redactor
 from rlm_core.events import RunInfo
 from rlm_core.logs import get_logger
 from rlm_core.runlog import run_log_text
-from rlm_plugins.mlflow import traces
 from rlm_plugins.mlflow.imports import load_mlflow
 from rlm_plugins.mlflow.location import check_reachable, is_server, sqlite_path
 from rlm_plugins.mlflow.records import (
     Artifact,
     End,
-    LinkTraces,
     MetricPoint,
     Record,
     Start,
@@ -41,6 +39,7 @@ from rlm_plugins.mlflow.records import (
 )
 from rlm_plugins.mlflow.spool import file_name_safe
 from rlm_plugins.mlflow.store import BrokenStoreError, broken_store, ensure_sqlite_store
+from rlm_plugins.mlflow.traces import TraceWriter
 
 __all__ = [
     "COMPLETE_TAG",
@@ -106,6 +105,7 @@ class MlflowWriter:
         self._on_end = on_end
         self._skipped: set[str] = set()
         self._client: Any = None
+        self._traces: TraceWriter | None = None
 
     def fail(self, run_id: str, reason: str) -> None:
         """Record that some of the run's data will not arrive (kept: the first reason)."""
@@ -166,10 +166,6 @@ class MlflowWriter:
             )
         elif isinstance(record, End):
             self._end(record)
-        elif isinstance(record, LinkTraces) and self.experiment_id is not None:
-            traces.link(
-                self._client, self.experiment_id, record.run_id, self.mlflow_ids[record.run_id]
-            )
 
     def _connect(self) -> Any:
         """The client; a tracking server is checked first, so a dead one fails in one attempt."""
@@ -333,6 +329,12 @@ class MlflowWriter:
         mlflow_id = self.mlflow_ids[record.run_id]
         log_text = run_log_text(record.run, record.events, self._redact.json)
         self._client.log_text(mlflow_id, log_text, f"logs/{file_name_safe(record.run_id)}.jsonl")
+        if record.trace and self.experiment_id is not None:
+            if self._traces is None:
+                self._traces = TraceWriter(self.tracking_uri, self._redact.json)
+            self._traces.write(
+                self._client, self.experiment_id, mlflow_id, record.run, record.events
+            )
         self._client.set_terminated(mlflow_id, status=record.status, end_time=record.end_time)
         self._log_batch(
             mlflow_id,
