@@ -8,12 +8,14 @@ Variants, interleaved in one process so machine noise hits them alike:
   memory_metrics), writing into a temporary directory; only when ``--builtin`` is given. A run
   is timed until ``run()`` returns; the trackers' work after that is flushed (not timed) before
   the next run, so it is not billed to whatever runs next.
+- ``builtin-traces``: the same with ``[plugins.mlflow] log_traces = true``.
 - ``none-b2b`` / ``builtin-b2b`` (with ``--builtin``): ``BACK_TO_BACK`` runs one after another
   with no pause, then ``rlm_core.flush()``, timed together and divided by the number of runs:
   here the trackers' work after ``run_end`` is billed.
 
 Targets: noop / none <= 1.02 (issue 3); builtin / none <= 1.05 and builtin-b2b / none-b2b
-<= 1.10 (issue 17). Run: ``python benchmarks/engine.py [--repeat N] [--builtin]``.
+<= 1.10 (issue 17); builtin-traces / none <= 1.10 (issue 13).
+Run: ``python benchmarks/engine.py [--repeat N] [--builtin]``.
 """
 
 from __future__ import annotations
@@ -107,9 +109,15 @@ def one_run(cassette: Path, variant: str, workdir: Path) -> float:
 
 def _timed_run(cassette: Path, variant: str, workdir: Path) -> float:
     # Memory is not a tracker: off in every variant, so the ratios measure observation alone.
-    settings = Settings(max_iterations=ITERATIONS + 1, memory=MemorySettings(enabled=False))
+    traces = variant == "builtin-traces"
+    settings = Settings(
+        max_iterations=ITERATIONS + 1,
+        memory=MemorySettings(enabled=False),
+        plugins={"mlflow": {"log_traces": traces}},
+    )
+    builtin = variant.startswith("builtin")
     started = time.perf_counter()
-    if variant == "builtin":
+    if builtin:
         result = run("q", ONTOLOGY, model=f"scripted:{cassette}", config=settings)
     else:
         plugins = [NoopPlugin()] if variant == "noop" else []
@@ -124,7 +132,7 @@ def _timed_run(cassette: Path, variant: str, workdir: Path) -> float:
     elapsed = time.perf_counter() - started
     if result.iterations != ITERATIONS or not result.converged:
         raise SystemExit(f"benchmark run went wrong: {result}")
-    if variant == "builtin" and (result.plugin_errors or (workdir / "mlflow-spool").exists()):
+    if builtin and (result.plugin_errors or (workdir / "mlflow-spool").exists()):
         # A tracker that fails would make the built-in variant look cheap.
         raise SystemExit(f"a built-in tracker failed: {result.plugin_errors or 'mlflow spooled'}")
     return elapsed
@@ -136,7 +144,9 @@ def main() -> None:
     parser.add_argument("--builtin", action="store_true", help="also time the built-in trackers")
     parser.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
     args = parser.parse_args()
-    variants = ["none", "noop"] + (["builtin", "none-b2b", "builtin-b2b"] if args.builtin else [])
+    variants = ["none", "noop"] + (
+        ["builtin", "builtin-traces", "none-b2b", "builtin-b2b"] if args.builtin else []
+    )
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         os.chdir(workdir)
@@ -187,11 +197,20 @@ def main() -> None:
                 f"built-in trackers, back to back: {back_to_back:.3f}x <= 1.10x",
                 back_to_back <= 1.10,
             ),
+            (
+                f"built-in trackers, traces on: {summary['builtin-traces']['ratio']:.3f}x <= 1.10x",
+                summary["builtin-traces"]["ratio"] <= 1.10,
+            ),
         ]
         rows += [
             ratio_row(
                 "engine run, all built-in trackers (traces off) vs none",
                 times["builtin"],
+                times["none"],
+            ),
+            ratio_row(
+                "engine run, all built-in trackers (traces on) vs none",
+                times["builtin-traces"],
                 times["none"],
             ),
             ratio_row(

@@ -91,7 +91,13 @@ def register(commands: Any) -> None:
     )
     _add_store_options(export)
     _add_experiment_option(export)
-    export.add_argument("--output", required=True, metavar="FILE", help="the CSV file to write")
+    export.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="the CSV file to write; - writes to stdout",
+    )
     export.set_defaults(handler=run_export)
 
 
@@ -199,15 +205,22 @@ def run_export(args: argparse.Namespace) -> int:
     columns = fixed + [
         c for prefix in ("params.", "metrics.", "tags.") for c in extra if c.startswith(prefix)
     ]
+    if args.output == "-":
+        _write_csv(sys.stdout, columns, rows)
+        return EXIT_OK
     try:
         with Path(args.output).open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
+            _write_csv(handle, columns, rows)
     except OSError as exc:
         raise MlflowCommandError(f"{args.output}: cannot write: {exc.strerror}") from None
     print(f"Exported {len(rows)} run(s) with {len(columns)} columns to {args.output}")
     return EXIT_OK
+
+
+def _write_csv(handle: Any, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    writer = csv.DictWriter(handle, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:

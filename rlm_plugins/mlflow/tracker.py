@@ -378,11 +378,17 @@ def _points(points: Any) -> tuple[MetricPoint, ...]:
     return tuple((key, float(value), at, step) for key, value, at, step in points)
 
 
+# How run_end's error starts when the run was stopped from outside: Ctrl-C, or SIGTERM (which
+# ends a run like Ctrl-C, with its own KeyboardInterrupt subclass).
+_INTERRUPTED = ("KeyboardInterrupt", "Terminated")
+
+
 def _status(result: RunResult) -> str:
-    """FINISHED only for a converged run; an interrupted run is KILLED, any other FAILED."""
+    """FINISHED only for a converged run; an interrupted or terminated run is KILLED, any
+    other FAILED."""
     if result.converged:
         return "FINISHED"
-    if result.error and result.error.startswith("KeyboardInterrupt"):
+    if result.error and result.error.startswith(_INTERRUPTED):
         return "KILLED"
     return "FAILED"
 

@@ -209,3 +209,26 @@ def test_a_replayed_run_id_reaches_one_run_however_often(tmp_path: Path) -> None
     emit(recorded_calls(events), MlflowTracker())
     assert len(runs_of(tracker.tracking_uri, result.run_id)) == 1
     assert os.listdir(tmp_path).count("mlflow-spool") == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        ("Terminated: the run was terminated by SIGTERM", "KILLED"),
+        ("KeyboardInterrupt: ", "KILLED"),
+        ("RuntimeError: the LM failed", "FAILED"),
+    ],
+)
+def test_a_run_ended_from_outside_is_killed_in_mlflow(
+    tmp_path: Path, error: str, status: str
+) -> None:
+    _, events = prov_run()
+    calls = recorded_calls(events)
+    hook, kwargs = calls[-1]
+    assert hook == "run_end"
+    ended = dataclasses.replace(kwargs["result"], converged=False, error=error)
+    calls[-1] = (hook, {**kwargs, "result": ended})
+    tracker = MlflowTracker()
+    emit(calls, tracker)
+    mlflow_run = the_run(tracker.tracking_uri, kwargs["run"].run_id)
+    assert mlflow_run.info.status == status
