@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -118,6 +117,8 @@ def _traceback_when_verbose(
 ) -> MutableMapping[str, Any]:
     exc_info = event.pop("exc_info", None)
     if exc_info and verbose():
+        import traceback
+
         if isinstance(exc_info, BaseException):
             lines = traceback.format_exception(exc_info)
         else:
