@@ -16,6 +16,7 @@ from rlm_core._flush import settle
 from rlm_core.commands.options import EXIT_OK, EXIT_RUN_FAILED
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.errors import RLMError
+from rlm_core.events import Event, Iteration, LLMCall, RunInfo, RunResult
 from rlm_core.hookspecs import RunLocation
 from rlm_core.plugins import PluginManager, get_plugin_manager
 from rlm_core.runlog import RunLog, iter_hook_calls, logged_run_ids, read_log
@@ -55,11 +56,15 @@ def run(args: argparse.Namespace) -> int:
 
     runs: set[tuple[Path, str]] = set()
     events = 0
+    incomplete = 0
     for log in logs:
         for hook, kwargs in iter_hook_calls(log):
             getattr(manager.hook, hook)(**kwargs)
             runs.add((log.path, kwargs["run"].run_id))
             events += 1
+        for run_info, result in _unfinished(log):
+            manager.hook.run_end(run=run_info, result=result)
+            incomplete += 1
 
     plugins = [plugin for _, plugin in manager.list_name_plugin()]
     settle(plugins)
@@ -82,9 +87,48 @@ def run(args: argparse.Namespace) -> int:
         f"Replayed {len(runs)} run(s), {events} event(s) from {len(logs)} file(s) into "
         f"{', '.join(dict.fromkeys(args.to))}; {len(problems)} problem(s)"
         + (f"; {len(undelivered)} run(s) not delivered" if undelivered else "")
+        + (f"; {incomplete} run(s) without run_end replayed as failed" if incomplete else "")
         + (f"; {truncated} line(s) had fields cut when written" if truncated else "")
     )
     return EXIT_RUN_FAILED if problems or failing or undelivered else EXIT_OK
+
+
+INCOMPLETE = (
+    "RunIncomplete: the log ends before the run's run_end (the process was killed or crashed)"
+)
+
+
+def _unfinished(log: RunLog) -> list[tuple[RunInfo, RunResult]]:
+    """A closing ``run_end`` for every run of ``log`` that has none, so a target does not keep
+    it open forever: not converged, with :data:`INCOMPLETE` as its error, at its last event."""
+    closing = []
+    for run_id, run in log.runs.items():
+        records = log.records_of(run_id)
+        if any(record.hook == "run_end" for record in records):
+            continue
+        payloads = [record.payload for record in records if isinstance(record.payload, Event)]
+        last = max((payload.timestamp for payload in payloads), default=run.timestamp)
+        calls = [payload for payload in payloads if isinstance(payload, LLMCall)]
+        result = RunResult(
+            run_id=run_id,
+            seq=max((payload.seq for payload in payloads), default=run.seq) + 1,
+            span_id=run.span_id,
+            parent_span_id=run.parent_span_id,
+            started_at=run.started_at,
+            timestamp=last,
+            answer=None,
+            sparql=None,
+            evidence=None,
+            converged=False,
+            iterations=sum(isinstance(payload, Iteration) for payload in payloads),
+            llm_calls=len(calls),
+            prompt_tokens=sum(call.prompt_tokens or 0 for call in calls),
+            completion_tokens=sum(call.completion_tokens or 0 for call in calls),
+            duration=max(0.0, (last - run.started_at).total_seconds()),
+            error=INCOMPLETE,
+        )
+        closing.append((run, result))
+    return closing
 
 
 def _undelivered(manager: PluginManager, logs: list[RunLog]) -> list[tuple[str, str, str]]:

@@ -1,4 +1,4 @@
-"""``rlm mlflow experiments|search|export``: the runs the mlflow tracker logged, from the terminal.
+"""``rlm mlflow experiments|search|export|close``: the tracker's runs, from the terminal.
 
 mlflow is imported inside the handlers only (``rlm --help`` imports this module, through the
 tracker's ``register_commands`` hook). The store is
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from rlm_plugins.mlflow.location import (
     sqlite_path,
 )
 from rlm_plugins.mlflow.store import broken_store
-from rlm_plugins.mlflow.writer import HEALTH_TIMEOUT, RUN_ID_TAG
+from rlm_plugins.mlflow.writer import COMPLETE_TAG, HEALTH_TIMEOUT, RUN_ID_TAG
 
 _PAGE_SIZE = 1000
 _QUESTION_CHARS = 50
@@ -99,6 +100,28 @@ def register(commands: Any) -> None:
         help="the CSV file to write; - writes to stdout",
     )
     export.set_defaults(handler=run_export)
+    _add_close(subcommands)
+
+
+def _add_close(subcommands: Any) -> None:
+    close = subcommands.add_parser(
+        "close",
+        help="mark runs left RUNNING by killed processes as KILLED",
+        description="Runs still RUNNING without the tracker's completion tag that started more "
+        "than --older-than minutes ago belong to processes that were killed: mark them KILLED "
+        "(their data stays; rlm replay of their JSONL log fills them in later).",
+    )
+    _add_store_options(close)
+    _add_experiment_option(close)
+    close.add_argument(
+        "--older-than",
+        type=float,
+        default=60.0,
+        metavar="MINUTES",
+        help="only runs started at least this long ago (default: 60)",
+    )
+    close.add_argument("--dry-run", action="store_true", help="list them, change nothing")
+    close.set_defaults(handler=run_close)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
@@ -221,6 +244,30 @@ def _write_csv(handle: Any, columns: list[str], rows: list[dict[str, Any]]) -> N
     writer = csv.DictWriter(handle, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
+
+
+def run_close(args: argparse.Namespace) -> int:
+    if args.older_than < 0:
+        raise MlflowCommandError("--older-than must be at least 0")
+    client = _client(args)
+    experiment_id = _experiment_id(client, args)
+    cutoff = int((datetime.now(UTC).timestamp() - args.older_than * 60) * 1000)
+    orphans = [
+        run
+        for run in _call(lambda: list(_all_runs(client, experiment_id)))
+        if run.info.status == "RUNNING"
+        and run.data.tags.get(COMPLETE_TAG) != "true"
+        and run.info.start_time <= cutoff
+    ]
+    for run in orphans:
+        if not args.dry_run:
+            _call(functools.partial(client.set_terminated, run.info.run_id, status="KILLED"))
+        print(
+            f"{run.data.tags.get(RUN_ID_TAG, '')}  {run.info.run_id}  {_time(run.info.start_time)}"
+        )
+    verb = "would mark" if args.dry_run else "marked"
+    print(f"{verb} {len(orphans)} orphaned run(s) KILLED")
+    return EXIT_OK
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:

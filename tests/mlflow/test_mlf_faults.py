@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from rlm_core import cli
+from rlm_plugins.jsonl import JsonlTracker
 from rlm_plugins.mlflow import MlflowTracker
 from rlm_plugins.mlflow.store import ensure_sqlite_store
 from tests.helpers.factories import run_info as make_run_info
@@ -232,3 +233,40 @@ def test_a_run_ended_from_outside_is_killed_in_mlflow(
     emit(calls, tracker)
     mlflow_run = the_run(tracker.tracking_uri, kwargs["run"].run_id)
     assert mlflow_run.info.status == status
+
+
+def test_a_log_without_run_end_replays_as_a_failed_run_not_a_running_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What a SIGKILLed run leaves: its log stops before run_end.
+    cut = tmp_path / "killed.jsonl"
+    result, _ = prov_run(JsonlTracker())
+    lines = (tmp_path / "runs" / f"{result.run_id}.jsonl").read_text().splitlines()
+    assert lines[-1].startswith('{"event":"run_end"')
+    cut.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
+
+    capsys.readouterr()
+    assert cli.main(["replay", str(cut), "--to", "mlflow"]) == 0
+    assert "1 run(s) without run_end replayed as failed" in capsys.readouterr().out
+    mlflow_run = the_run(f"sqlite:///{tmp_path / 'mlflow.db'}", result.run_id)
+    assert mlflow_run.info.status == "FAILED"
+    assert mlflow_run.data.tags["rlm.error"].startswith("RunIncomplete: the log ends before")
+    assert mlflow_run.data.metrics["iterations"] == result.iterations
+
+
+def test_rlm_mlflow_close_marks_orphaned_running_runs_killed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _, events = prov_run()
+    calls = recorded_calls(events)
+    emit(calls[:-1], MlflowTracker(tracking_uri=store))  # killed before run_end: RUNNING
+    finished, _ = prov_run(MlflowTracker(tracking_uri=store))
+    orphan = calls[0][1]["run"].run_id
+    assert the_run(store, orphan).info.status == "RUNNING"
+
+    capsys.readouterr()
+    assert cli.main(["mlflow", "close", "--tracking-uri", store, "--older-than", "0"]) == 0
+    assert "marked 1 orphaned run(s) KILLED" in capsys.readouterr().out
+    assert the_run(store, orphan).info.status == "KILLED"
+    assert the_run(store, finished.run_id).info.status == "FINISHED"
