@@ -270,3 +270,20 @@ def test_rlm_mlflow_close_marks_orphaned_running_runs_killed(
     assert "marked 1 orphaned run(s) KILLED" in capsys.readouterr().out
     assert the_run(store, orphan).info.status == "KILLED"
     assert the_run(store, finished.run_id).info.status == "FINISHED"
+
+
+def test_rlm_run_waits_for_delivery_and_exits_1_when_mlflow_did_not_get_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    (tmp_path / "rlm.toml").write_text(
+        f'[memory]\nenabled = false\n[plugins.mlflow]\ntracking_uri = "{dead}"\n',
+        encoding="utf-8",
+    )
+    argv = ["run", PROV_QUESTION, "--ontology", str(PROV), "--lm", f"scripted:{PROV_CASSETTE}"]
+    capsys.readouterr()
+    assert cli.main([*argv, "--tracker", "mlflow"]) == 1  # the run converged; MLflow lacks it
+    out = capsys.readouterr().out
+    (spool,) = (tmp_path / "mlflow-spool").glob("*.jsonl")
+    assert f"  mlflow: {spool} (not in MLflow: ConnectionError: MLflow server {dead}" in out
+    assert f"send it with: rlm replay {spool} --to mlflow" in out
