@@ -55,9 +55,10 @@ class BackgroundDelivery(Generic[T]):
         e.g. to write them to a spool file.
     :param when_full: ``"block"`` waits up to ``block_timeout`` seconds for room, then drops;
         ``"drop"`` drops at once. Dropped items are counted, and ``on_drop`` receives them.
-    :param linger: least seconds between two deliveries: the first batch goes at once, later
-        ones wait for the interval to fill up, so a backend with a high cost per call (a database
-        commit) gets fewer, fuller batches. A ``flush`` cuts the wait short.
+    :param linger: least seconds an item waits for company before it is delivered, and between
+        two deliveries, so a backend with a high cost per call (a database commit) gets fewer,
+        fuller batches, and a burst of work (a whole short run) is sent after it rather than
+        competing with it. A ``flush`` cuts the wait short.
     """
 
     def __init__(
@@ -90,6 +91,7 @@ class BackgroundDelivery(Generic[T]):
         self._prepared_for = 0.0
         self._flushing = 0
         self._next_delivery = 0.0
+        self._oldest = 0.0
         self._on_failure = on_failure
         self._on_drop = on_drop
         self._queue: collections.deque[T] = collections.deque()
@@ -135,6 +137,8 @@ class BackgroundDelivery(Generic[T]):
                 self._dropped += 1
                 dropped = True
             else:
+                if not self._queue:
+                    self._oldest = time.monotonic()
                 self._queue.append(item)
                 self._submitted += 1
                 self._changed.notify_all()
@@ -222,9 +226,9 @@ class BackgroundDelivery(Generic[T]):
             self._deliver_batch(batch)
 
     def _linger_for_more(self) -> None:
-        """With the lock held: until ``linger`` has passed since the last delivery, wait for a
-        fuller batch, unless someone flushes."""
-        deadline = self._next_delivery
+        """With the lock held: until ``linger`` has passed since the last delivery and since the
+        oldest queued item arrived, wait for a fuller batch, unless someone flushes."""
+        deadline = max(self._next_delivery, self._oldest + self._linger)
         while (
             len(self._queue) < self._batch_size
             and not self._flushing

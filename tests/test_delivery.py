@@ -391,7 +391,7 @@ def test_linger_gathers_later_items_into_one_batch_and_a_flush_cuts_the_wait() -
     try:
         helper.submit(0)
         assert helper.flush(5.0)
-        assert batches == [[0]], "the first batch goes at once"
+        assert batches == [[0]], "a flush sends the first batch at once"
         for item in range(1, 11):
             helper.submit(item)
         time.sleep(0.2)

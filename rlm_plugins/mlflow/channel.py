@@ -70,7 +70,8 @@ class Channel:
             batch_size=500,
             when_full="drop",
             exit_timeout=key.flush_timeout,
-            # Every log_batch is a commit: gather a second's worth (a flush sends at once).
+            # Every log_batch is a commit: gather a second's worth, so a short run is sent after
+            # it rather than competing with it for the GIL (a flush sends at once).
             linger=1.0,
             on_drop=self._dropped,
         )
