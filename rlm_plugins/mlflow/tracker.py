@@ -126,7 +126,7 @@ class MlflowTracker:
         run_name: str = "{question} · {ontology} · {run_id}",
         tags: Mapping[str, str] | None = None,
         flush_timeout: float = 10.0,
-        log_traces: bool = False,
+        log_traces: bool = True,
         spool_dir: str = "mlflow-spool",
     ) -> None:
         cwd = Path.cwd()

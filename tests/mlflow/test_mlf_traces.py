@@ -93,7 +93,7 @@ def test_traces_go_to_the_trackers_store_from_any_thread_whatever_the_process_ur
     assert not (tmp_path / "elsewhere.db").exists()
 
 
-def test_no_trace_without_log_traces(tmp_path: Path) -> None:
-    tracker = MlflowTracker()
+def test_no_trace_with_log_traces_off(tmp_path: Path) -> None:
+    tracker = MlflowTracker(log_traces=False)
     result, _ = prov_run(tracker)
     assert _traces(tracker.tracking_uri, the_run(tracker.tracking_uri, result.run_id)) == []
