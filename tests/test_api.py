@@ -31,6 +31,7 @@ PUBLIC = [
     "capture_events",
     "check_plugin",
     "event_from_dict",
+    "flush",
     "hookimpl",
     "load_settings",
     "run",
