@@ -29,7 +29,6 @@ if TYPE_CHECKING:
         MemoryRetrieval,
         RunInfo,
         RunResult,
-        Setup,
         ToolCall,
         event_from_dict,
     )
@@ -80,7 +79,6 @@ _HOMES = {
     "RunInfo": "rlm_core.events",
     "RunResult": "rlm_core.events",
     "Settings": "rlm_core.config",
-    "Setup": "rlm_core.events",
     "ToolCall": "rlm_core.events",
     "capture_events": "rlm_core.testing",
     "check_plugin": "rlm_core.testing",

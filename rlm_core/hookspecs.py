@@ -265,8 +265,8 @@ def run_end(run: RunInfo, result: RunResult) -> None:
 def eval_start(evaluation: EvalInfo) -> None:
     """An eval is about to start its runs (called on the process that runs ``rlm eval run``).
 
-    A tracker can open a parent record here (e.g. a parent run, to which every run tagged with
-    the same ``eval.id`` is nested).
+    A tracker can open a parent record here, under which it nests every run tagged with the
+    same ``eval.id``.
 
     :param evaluation: the eval id, the task file's path and SHA-256, the task ids, the
         conditions and the number of trials.

@@ -25,7 +25,6 @@ PUBLIC = [
     "RunInfo",
     "RunResult",
     "Settings",
-    "Setup",
     "ToolCall",
     "__version__",
     "capture_events",

@@ -487,17 +487,17 @@ class _Prepared:
 
 
 def _prepare(path: Path) -> _Prepared:
-    """Load the ontology (parsed once per process: a worker running many runs reuses the graph
-    and its sense card), build its tools; an ontology that cannot be loaded raises
+    """Load the ontology (parsed once per process: a worker running many runs reuses the graph,
+    its index and its sense card), build its tools; an ontology that cannot be loaded raises
     :class:`~rlm_core.ontology.OntologyError` (a usage error) before any tracker sees a run."""
     from rlm_core.ontology import OntologyTools
-    from rlm_core.ontology.cache import cached_ontology, cached_sense_card
+    from rlm_core.ontology.cache import cached_index, cached_ontology, cached_sense_card
 
     started_at, clock = utc_now(), time.perf_counter()
     prepared = _Prepared(loaded=cached_ontology(path), started_at=started_at, clock=clock)
     prepared.load_duration = time.perf_counter() - clock
     step = time.perf_counter()
-    prepared.tools = OntologyTools(prepared.loaded)
+    prepared.tools = OntologyTools(prepared.loaded, derived=cached_index(prepared.loaded))
     prepared.index_duration = time.perf_counter() - step
     step = time.perf_counter()
     prepared.sense_card = cached_sense_card(prepared.loaded)

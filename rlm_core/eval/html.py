@@ -2,8 +2,8 @@
 
 A Content-Security-Policy meta tag forbids every fetch except inline styles and ``data:``
 images, so the page behaves the same opened from disk, mailed, or served. Each run links to
-where its trackers put it: its JSONL log (a relative ``file`` link) or its MLflow run (a link when
-the tracking URI is a server).
+where its trackers put it: its run log (a relative ``file`` link) or its record on a tracking
+server (a link).
 """
 
 from __future__ import annotations

@@ -59,15 +59,7 @@ def lane_settings(spec: EvalSpec, condition: Condition, trial: int) -> Settings:
         memory = dataclasses.replace(memory, enabled=condition.memory)
     database = spec.out / "memory" / condition.slug / f"trial-{trial}.db"
     memory = dataclasses.replace(memory, path=str(database))
-    plugins = {name: dict(section) for name, section in settings.plugins.items()}
-    # The memory-metrics tracker reads retrieved memories from the lane's database.
-    plugins.setdefault("memory_metrics", {})["db"] = str(database)
-    return dataclasses.replace(
-        settings,
-        model=condition.model or settings.model,
-        memory=memory,
-        plugins=plugins,
-    )
+    return dataclasses.replace(settings, model=condition.model or settings.model, memory=memory)
 
 
 class _RunNotes:
@@ -163,6 +155,9 @@ def _run_task(
         "eval.condition": condition.name,
         "eval.trial": str(key.trial),
     }
+    if settings.memory.enabled:
+        # Which memory database the run used: trackers that read memories read this lane's.
+        tags["eval.memory_db"] = settings.memory.path
     result = run(
         task.question,
         task.ontology,
@@ -234,7 +229,8 @@ def _grade(
 
 
 def _locations(manager: Any, run: RunInfo | None) -> dict[str, str]:
-    """Where each tracker put the run (its JSONL log, its MLflow run), for the report's links."""
+    """Where each tracker put the run (a run log, a tracking server's run), for the report's
+    links."""
     if run is None:
         return {}
     return {

@@ -2,7 +2,7 @@
 
 Each lane is one Ray task that runs :func:`~rlm_core.eval.lanes.run_lane` (the code the local
 executor runs) with the eval's settings, so the workers run the same trackers from the same
-config; shared backends (an MLflow server, an OTLP endpoint) collect their telemetry. The task is a
+config; shared backends (a tracking server, an OTLP endpoint) collect their telemetry. The task is a
 generator that yields each run's record as the run ends, and the driver appends it to the results
 log at once, so a driver that dies loses no finished run it received. At most ``workers`` lanes
 are in flight. Paths in the task file must be readable on the workers (a shared file system or a
@@ -31,7 +31,7 @@ _DONE = object()
 def lane_records(spec: EvalSpec, lane: Lane, done: frozenset[str], cwd: str) -> Iterator[Any]:
     """Run a lane on a Ray worker, yielding each record (as a dict) as its run ends."""
     if os.path.isdir(cwd):
-        os.chdir(cwd)  # relative tracker paths (runs/, mlflow.db) mean the same as on the driver
+        os.chdir(cwd)  # relative tracker paths mean the same as on the driver
     records: queue.Queue[object] = queue.Queue()
 
     def lane_thread() -> None:

@@ -68,7 +68,7 @@ class Summary:
         return dataclasses.asdict(self)
 
     def metrics(self) -> dict[str, float]:
-        """Flat numbers per condition, e.g. for an MLflow parent run."""
+        """Flat numbers per condition, e.g. for a tracker's record of the whole eval."""
         values: dict[str, float] = {}
         for cell in self.conditions:
             prefix = cell.condition

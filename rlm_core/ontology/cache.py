@@ -3,7 +3,8 @@
 Entries are keyed by the resolved path, the file's size and its modification time, so an edited
 file is parsed again. Runs only read the graph (SPARQL is vetted read-only and evaluated through
 :class:`~rlm_core.ontology.budget.BudgetedGraph`), so concurrent runs share it. The sense card,
-computed from the graph alone, is kept with it.
+computed from the graph alone, is kept with it, and so is the tools' index (catalog, prefixes,
+search index; per-run state such as result handles stays in each run's tools).
 """
 
 from __future__ import annotations
@@ -13,8 +14,15 @@ from collections import OrderedDict
 from pathlib import Path
 
 from rlm_core.ontology.loading import LoadedOntology, load_ontology
+from rlm_core.ontology.tools import OntologyIndex
 
-__all__ = ["MAX_CACHED", "cached_ontology", "cached_sense_card", "clear_ontology_cache"]
+__all__ = [
+    "MAX_CACHED",
+    "cached_index",
+    "cached_ontology",
+    "cached_sense_card",
+    "clear_ontology_cache",
+]
 
 MAX_CACHED = 8
 """Ontologies kept at once; the least recently used is dropped first."""
@@ -24,6 +32,7 @@ _lock = threading.Lock()
 _entries: OrderedDict[_Key, LoadedOntology] = OrderedDict()
 _loading: dict[_Key, threading.Lock] = {}
 _cards: dict[int, tuple[LoadedOntology, str]] = {}
+_indexes: dict[int, tuple[LoadedOntology, OntologyIndex]] = {}
 
 
 def cached_ontology(path: str | Path) -> LoadedOntology:
@@ -54,6 +63,7 @@ def cached_ontology(path: str | Path) -> LoadedOntology:
                 while len(_entries) > MAX_CACHED:
                     _, dropped = _entries.popitem(last=False)
                     _cards.pop(id(dropped), None)
+                    _indexes.pop(id(dropped), None)
     return loaded
 
 
@@ -72,8 +82,23 @@ def cached_sense_card(loaded: LoadedOntology) -> str:
     return card
 
 
+def cached_index(loaded: LoadedOntology) -> OntologyIndex:
+    """The tools' catalog, prefixes and search index of the ontology, built once per cached
+    graph."""
+    with _lock:
+        kept = _indexes.get(id(loaded))
+    if kept is not None and kept[0] is loaded:
+        return kept[1]
+    derived = OntologyIndex.build(loaded)
+    with _lock:
+        if any(entry is loaded for entry in _entries.values()):
+            _indexes[id(loaded)] = (loaded, derived)
+    return derived
+
+
 def clear_ontology_cache() -> None:
     """Forget every parsed ontology (benchmarks measure a cold run with it)."""
     with _lock:
         _entries.clear()
         _cards.clear()
+        _indexes.clear()

@@ -22,7 +22,12 @@ from rdflib.query import ResultRow
 from rdflib.term import Node
 
 from rlm_core.ontology.budget import BudgetedGraph, BudgetExceeded
-from rlm_core.ontology.catalog import DESCRIPTION_PREDICATES, LABEL_PREDICATES, build_catalog
+from rlm_core.ontology.catalog import (
+    DESCRIPTION_PREDICATES,
+    LABEL_PREDICATES,
+    EntityCatalog,
+    build_catalog,
+)
 from rlm_core.ontology.killable import ChildFailed, TimedOut, run_killable
 from rlm_core.ontology.loading import LoadedOntology
 from rlm_core.ontology.prefixes import PrefixMap
@@ -95,8 +100,26 @@ class ResultHandle:
     complete: bool  # False when the query had more rows than were kept
 
 
+@dataclasses.dataclass(frozen=True)
+class OntologyIndex:
+    """What the tools derive from the graph alone: read-only once built, so runs over the same
+    ontology can share it (see :mod:`rlm_core.ontology.cache`)."""
+
+    catalog: EntityCatalog
+    prefixes: PrefixMap
+    search: SearchIndex
+
+    @classmethod
+    def build(cls, onto: LoadedOntology) -> OntologyIndex:
+        catalog = build_catalog(onto.graph)
+        prefixes = PrefixMap.from_graph(onto.graph, onto.name)
+        return cls(catalog, prefixes, SearchIndex(onto.graph, catalog, prefixes))
+
+
 class OntologyTools:
-    """Bounded, read-only tools over one loaded ontology, for a model's REPL code."""
+    """Bounded, read-only tools over one loaded ontology, for a model's REPL code.
+
+    ``derived`` is the ontology's :class:`OntologyIndex` when one was built already."""
 
     def __init__(
         self,
@@ -108,6 +131,7 @@ class OntologyTools:
         query_timeout: float = 10.0,
         max_scanned: int = 1_000_000,
         max_handles: int = 50,
+        derived: OntologyIndex | None = None,
     ) -> None:
         self.onto = onto
         self.graph = onto.graph
@@ -117,10 +141,11 @@ class OntologyTools:
         self.query_timeout = query_timeout
         self.max_scanned = max_scanned
         self.max_handles = max_handles
-        self.catalog = build_catalog(onto.graph)
-        self.prefixes = PrefixMap.from_graph(onto.graph, onto.name)
+        derived = derived or OntologyIndex.build(onto)
+        self.catalog = derived.catalog
+        self.prefixes = derived.prefixes
         self.render = TermRenderer(onto.graph, self.prefixes, self.catalog.labels)
-        self.index = SearchIndex(onto.graph, self.catalog, self.prefixes)
+        self.index = derived.search
         self.results: dict[str, ResultHandle] = {}
         self._handle_numbers = itertools.count(1)
         self._lock = threading.Lock()

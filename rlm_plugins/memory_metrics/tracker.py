@@ -108,7 +108,7 @@ class MemoryMetricsTracker:
     def run_metrics(self, run: RunInfo, result: RunResult) -> Mapping[str, float]:
         seen = self._seen(run)
         started = time.perf_counter()
-        seen.measurement = measure(seen, self._texts(seen), result.sparql)
+        seen.measurement = measure(seen, self._texts(seen, run), result.sparql)
         log.debug("run %s: memory metrics took %.1f ms", run.run_id, _ms(started))
         return seen.measurement.values
 
@@ -116,7 +116,7 @@ class MemoryMetricsTracker:
     def run_end(self, run: RunInfo, result: RunResult) -> None:
         with self._lock:
             seen = self._runs.pop(run.run_id, None) or RunObservations()
-        measurement = seen.measurement or measure(seen, self._texts(seen), result.sparql)
+        measurement = seen.measurement or measure(seen, self._texts(seen, run), result.sparql)
         write_run(self.state, _row(run, result, seen, measurement))
         self._stored.add(run.run_id)
 
@@ -127,13 +127,17 @@ class MemoryMetricsTracker:
                 seen = self._runs.setdefault(run.run_id, RunObservations())
         return seen
 
-    def _texts(self, seen: RunObservations) -> dict[str, MemoryText] | None:
-        """The retrieved memories' text; None (with a warning) when it cannot be read."""
+    def _texts(self, seen: RunObservations, run: RunInfo) -> dict[str, MemoryText] | None:
+        """The retrieved memories' text; None (with a warning) when it cannot be read.
+
+        A run of ``rlm eval`` names its own memory database in the ``eval.memory_db`` tag (each
+        lane of an eval has one); other runs use ``db``."""
         if seen.retrieval is None or not seen.retrieval.items:
             return {}
         ids = [hit.memory_id for hit in seen.retrieval.items]
+        database = Path(run.tags["eval.memory_db"]) if "eval.memory_db" in run.tags else self.db
         try:
-            texts = read_memories(self.db, ids)
+            texts = read_memories(database, ids)
         except MemoryReadError as exc:
             log.warning("memory_metrics: %s; set [plugins.memory_metrics] db", exc)
             return None
@@ -141,7 +145,7 @@ class MemoryMetricsTracker:
         if missing:
             log.warning(
                 "memory_metrics: %s has no memories %s; is it the [memory] path of the run?",
-                self.db,
+                database,
                 ", ".join(missing),
             )
             return None

@@ -82,12 +82,16 @@ def test_every_run_is_a_tagged_observed_run_with_its_grade_in_the_log(demo: Path
         log = read_log(Path(record["locations"]["jsonl"]))
         assert not log.problems
         run = log.records[0].payload
-        assert run.tags == {
+        expected = {
             "eval.id": data["eval"]["eval_id"],
             "eval.task": record["task"],
             "eval.condition": record["condition"],
             "eval.trial": str(record["trial"]),
         }
+        if record["condition"] == "memory=on":  # the lane's own memory database
+            lane_db = demo / "eval-demo" / "memory" / "memory=on" / f"trial-{record['trial']}.db"
+            expected["eval.memory_db"] = str(lane_db)
+        assert run.tags == expected
         kinds = [entry.payload.kind for entry in log.records]
         assert kinds.count("graded") == 1
         assert kinds[-1] == "run_end"
