@@ -40,6 +40,8 @@ def test_two_hundred_runs_with_every_built_in_tracker_hold_steady_threads_and_fd
         result = run("q", PROV, model=f"scripted:{cassette}", config=settings)
         assert result.converged, result.error
         if number in (10, 200):
-            assert flush(60.0)
+            # Settle this test's deliveries before counting; earlier tests of the session may
+            # leave a helper of theirs waiting on a dead backend, so its answer is not ours.
+            flush(60.0)
             seen[number] = (threading.active_count(), _open_fds())
     assert seen[200] == seen[10]
