@@ -8,16 +8,17 @@ scripted 20-iteration run over prov.ttl, with one tracker:
 * ``direct``: a plugin that logs the same params, tags, metrics and artifacts with one fluent
   ``mlflow.log_param`` / ``log_metric`` / ``set_tag`` / ``log_text`` call per value, on the
   engine thread (the research code this project grows from);
-* both again with DSPy traces (``log_traces = true``; ``mlflow.dspy.autolog()`` for direct);
+* both again with traces (``log_traces = true``, built from the spans; ``mlflow.dspy.autolog()``
+  for direct);
 * ``none``: no tracker, for the run's own time.
 
 Engine-thread time is the sum of the tracker's hook durations (each hook wrapped in a timer);
-``run_end`` is shown apart because the tracker's ``run_end`` includes its bounded flush. "Added
-to run" is the run's wall time minus the run without a tracker: it also counts what happens on
-the engine thread outside the hooks (MLflow's DSPy callbacks, with traces) and the worker
-thread's competition for the GIL. Time to durable data is the wall time of ``run()``: both
-variants have params, metrics, tags and artifacts in MLflow when it returns (traces are exported
-by MLflow in the background in both). All variants share one SQLite store (one experiment
+``run_end`` is shown apart (the tracker's hands its last records to the worker and returns).
+"Added to run" is the run's wall time minus the run without a tracker: it also counts what
+happens on the engine thread outside the hooks (MLflow's DSPy callbacks, with direct traces) and
+the worker thread's competition for the GIL. Time to durable data is the wall time of ``run()``,
+plus the tracker's ``flush``: then both variants have params, metrics, tags and artifacts in
+MLflow. All variants share one SQLite store (one experiment
 each), warmed up first; the repetitions are interleaved.
 
 Targets (medians; the exit code is 0 either way):
@@ -249,9 +250,10 @@ def one_run(variant: str, cassette: Path, uri: str) -> dict[str, float]:
         # Procedural memory off: its judge and extractor are not part of what is measured.
         config=Settings(max_iterations=ITERATIONS + 1, memory=MemorySettings(enabled=False)),
     )
+    if isinstance(inner, MlflowTracker) and not inner.flush(60.0):
+        # run_end hands over and returns: the data is durable once the worker delivered it.
+        raise SystemExit("the tracker did not deliver within 60 s")
     wall = time.perf_counter() - started
-    if isinstance(inner, MlflowTracker):
-        inner.close()  # the trace links are made after run_end; not part of the measurement
     if result.iterations != ITERATIONS or not result.converged:
         raise SystemExit(f"benchmark run went wrong: {result}")
     hooks = sum(timed.seconds.values()) if timed else 0.0

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rlm_core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from rlm_core._flush import flush
     from rlm_core.config import Settings, load_settings
     from rlm_core.delivery import BackgroundDelivery
     from rlm_core.engine import run
@@ -55,6 +56,7 @@ __all__ = [
     "capture_events",
     "check_plugin",
     "event_from_dict",
+    "flush",
     "hookimpl",
     "load_settings",
     "run",
@@ -81,6 +83,7 @@ _HOMES = {
     "capture_events": "rlm_core.testing",
     "check_plugin": "rlm_core.testing",
     "event_from_dict": "rlm_core.events",
+    "flush": "rlm_core._flush",
     "load_settings": "rlm_core.config",
     "run": "rlm_core.engine",
 }

@@ -6,28 +6,34 @@ far, never longer than ``timeout``. At process exit every open helper gets one b
 worker is a daemon thread, so a backend that never returns cannot hang the exit. Nothing is lost
 silently: items are counted as delivered, failed (``deliver`` raised) or dropped (queue full, or
 still queued when the helper was closed), and the counts are in :attr:`stats`.
+
+Setting up the backend (creating a database, migrating its schema) is not delivery: time the
+worker spends inside :meth:`BackgroundDelivery.preparing` does not count against a ``flush``
+timeout, up to ``max_prepare`` seconds.
 """
 
 from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import dataclasses
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, Literal, TypeVar
 
 from rlm_core.logs import get_logger
 
-__all__ = ["BackgroundDelivery", "DeliveryStats"]
+__all__ = ["BackgroundDelivery", "DeliveryStats", "flush_open_helpers"]
 
 T = TypeVar("T")
 log = get_logger("rlm.delivery")
 
 _open_helpers: weakref.WeakSet[BackgroundDelivery[object]] = weakref.WeakSet()
 _EXIT_FLUSH_TIMEOUT = 5.0
+_MAX_PREPARE = 300.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +55,10 @@ class BackgroundDelivery(Generic[T]):
         e.g. to write them to a spool file.
     :param when_full: ``"block"`` waits up to ``block_timeout`` seconds for room, then drops;
         ``"drop"`` drops at once. Dropped items are counted, and ``on_drop`` receives them.
-    :param linger: least seconds between two deliveries: the first batch goes at once, later
-        ones wait for the interval to fill up, so a backend with a high cost per call (a database
-        commit) gets fewer, fuller batches. A ``flush`` cuts the wait short.
+    :param linger: least seconds an item waits for company before it is delivered, and between
+        two deliveries, so a backend with a high cost per call (a database commit) gets fewer,
+        fuller batches, and a burst of work (a whole short run) is sent after it rather than
+        competing with it. A ``flush`` cuts the wait short.
     """
 
     def __init__(
@@ -67,6 +74,7 @@ class BackgroundDelivery(Generic[T]):
         linger: float = 0.0,
         on_failure: Callable[[list[T], Exception], object] | None = None,
         on_drop: Callable[[list[T]], object] | None = None,
+        max_prepare: float = _MAX_PREPARE,
     ) -> None:
         if max_queue < 1 or batch_size < 1:
             raise ValueError("max_queue and batch_size must be at least 1")
@@ -78,8 +86,12 @@ class BackgroundDelivery(Generic[T]):
         self._block_timeout = block_timeout
         self._exit_timeout = exit_timeout
         self._linger = linger
+        self._max_prepare = max_prepare
+        self._prepare_started: float | None = None
+        self._prepared_for = 0.0
         self._flushing = 0
         self._next_delivery = 0.0
+        self._oldest = 0.0
         self._on_failure = on_failure
         self._on_drop = on_drop
         self._queue: collections.deque[T] = collections.deque()
@@ -125,6 +137,8 @@ class BackgroundDelivery(Generic[T]):
                 self._dropped += 1
                 dropped = True
             else:
+                if not self._queue:
+                    self._oldest = time.monotonic()
                 self._queue.append(item)
                 self._submitted += 1
                 self._changed.notify_all()
@@ -133,13 +147,34 @@ class BackgroundDelivery(Generic[T]):
             self._report_drop([item])
         return not dropped
 
+    @contextlib.contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Mark backend set-up done by ``deliver`` (on the worker): while inside, waiting
+        ``flush`` calls extend their deadline, up to ``max_prepare`` seconds in all."""
+        with self._changed:
+            self._prepare_started = time.monotonic()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._prepared_for += time.monotonic() - self._prepare_started
+                self._prepare_started = None
+                self._changed.notify_all()
+
+    def _preparation(self) -> float:
+        """Seconds spent preparing so far (with the lock held)."""
+        ongoing = 0.0 if self._prepare_started is None else time.monotonic() - self._prepare_started
+        return self._prepared_for + ongoing
+
     def flush(self, timeout: float) -> bool:
         """Wait until everything submitted before this call is delivered or failed.
 
-        Returns False when ``timeout`` seconds passed first (the items stay queued).
+        Returns False when ``timeout`` seconds passed first (the items stay queued). Time the
+        worker spends :meth:`preparing` the backend meanwhile is added to the timeout.
         """
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
         with self._changed:
+            prepared_before = self._preparation()
             target = self._submitted - self._dropped
             dropped_before = self._dropped
             self._flushing += 1
@@ -147,7 +182,10 @@ class BackgroundDelivery(Generic[T]):
             try:
                 # Items that close() gives up on while we wait will never be delivered.
                 while self._delivered + self._failed < target - (self._dropped - dropped_before):
-                    remaining = deadline - time.monotonic()
+                    setup = min(self._preparation() - prepared_before, self._max_prepare)
+                    remaining = started + timeout + setup - time.monotonic()
+                    if self._prepare_started is not None and setup < self._max_prepare:
+                        remaining = max(remaining, 0.05)  # set-up is not billed: wait on
                     if remaining <= 0 or not self._worker.is_alive():
                         return False
                     self._changed.wait(remaining)
@@ -188,9 +226,9 @@ class BackgroundDelivery(Generic[T]):
             self._deliver_batch(batch)
 
     def _linger_for_more(self) -> None:
-        """With the lock held: until ``linger`` has passed since the last delivery, wait for a
-        fuller batch, unless someone flushes."""
-        deadline = self._next_delivery
+        """With the lock held: until ``linger`` has passed since the last delivery and since the
+        oldest queued item arrived, wait for a fuller batch, unless someone flushes."""
+        deadline = max(self._next_delivery, self._oldest + self._linger)
         while (
             len(self._queue) < self._batch_size
             and not self._flushing
@@ -245,6 +283,19 @@ class BackgroundDelivery(Generic[T]):
                 self._on_drop(items)
             except Exception:
                 log.exception("%s: on_drop handler raised", self.name)
+
+
+def flush_open_helpers(timeout: float | None = None) -> bool:
+    """Flush every open helper within one shared ``timeout`` (default: the largest of their
+    exit timeouts). True when all of them delivered everything submitted so far."""
+    helpers = list(_open_helpers)
+    if timeout is None:
+        timeout = max((helper._exit_timeout for helper in helpers), default=0.0)
+    deadline = time.monotonic() + timeout
+    flushed = True
+    for helper in helpers:
+        flushed = helper.flush(max(0.0, deadline - time.monotonic())) and flushed
+    return flushed
 
 
 @atexit.register

@@ -59,7 +59,6 @@ EVENT_HOOKS = (
     "llm_call",
     "tool_call",
     "judgment",
-    "graded",
     "memory_extracted",
     "graded",
     "metrics",

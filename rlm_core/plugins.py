@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import pluggy
 
-from rlm_core import hookspecs
+from rlm_core import _flush, hookspecs
 from rlm_core._fault_isolation import HookRelay, PluginHealth, guard, trace_log
 from rlm_core._thread_dispatch import DISPATCH_MODES, ThreadedDispatch
 from rlm_core.config import Selection, Settings
@@ -177,6 +177,7 @@ class PluginManager:
             setattr(proxy, hook, guarded)
         self.pluggy.register(proxy, name)
         self._plugins[name] = plugin
+        _flush.watch(plugin)
         self._health[name] = health
         if threaded is not None:
             self._threaded[name] = threaded

@@ -30,6 +30,7 @@ PUBLIC = [
     "capture_events",
     "check_plugin",
     "event_from_dict",
+    "flush",
     "hookimpl",
     "load_settings",
     "run",

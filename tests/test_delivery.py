@@ -391,7 +391,7 @@ def test_linger_gathers_later_items_into_one_batch_and_a_flush_cuts_the_wait() -
     try:
         helper.submit(0)
         assert helper.flush(5.0)
-        assert batches == [[0]], "the first batch goes at once"
+        assert batches == [[0]], "a flush sends the first batch at once"
         for item in range(1, 11):
             helper.submit(item)
         time.sleep(0.2)
@@ -402,3 +402,36 @@ def test_linger_gathers_later_items_into_one_batch_and_a_flush_cuts_the_wait() -
         assert batches == [[0], list(range(1, 11))]
     finally:
         helper.close(1.0)
+
+
+def test_time_spent_preparing_the_backend_is_not_billed_to_a_flush() -> None:
+    release = threading.Event()
+    helper: BackgroundDelivery[int] = BackgroundDelivery(lambda batch: prepare_once(), name="p")
+    prepared: list[bool] = []
+
+    def prepare_once() -> None:
+        if not prepared:
+            prepared.append(True)
+            with helper.preparing():  # e.g. creating a database: as long as it takes
+                release.wait(30)
+
+    helper.submit(1)
+    waiter: list[bool] = []
+    flusher = threading.Thread(target=lambda: waiter.append(helper.flush(0.2)))
+    flusher.start()
+    flusher.join(0.6)  # three times the flush timeout: still waiting, set-up is not billed
+    assert flusher.is_alive()
+    release.set()
+    flusher.join(30)
+    assert waiter == [True]
+    helper.close(1.0)
+
+
+def test_a_flush_still_times_out_when_delivery_itself_is_slow() -> None:
+    release = threading.Event()
+    helper: BackgroundDelivery[int] = BackgroundDelivery(lambda batch: release.wait(30))
+    helper.submit(1)
+    assert not helper.flush(0.2)
+    release.set()
+    assert helper.flush(30)
+    helper.close(1.0)

@@ -82,14 +82,18 @@ def test_bad_lines_are_reported_and_the_good_ones_replayed(
     damaged.write_bytes(b"".join([*lines[:3], b"garbage\n", *lines[3:]])[:-30])
     with capture_events() as seen:
         assert rlm("replay", str(damaged), "--to", "quiet") == 1
-    assert [call.hook for call in seen.calls] == [hook for hook, _ in realistic_run()][:-1]
+    # The cut run_end line is replaced by a closing one, so no target keeps the run open.
+    assert [call.hook for call in seen.calls] == [hook for hook, _ in realistic_run()]
+    closing = seen.calls[-1].payload
+    assert not closing.converged
+    assert closing.error.startswith("RunIncomplete: the log ends before the run's run_end")
     out, err = capsys.readouterr()
     assert err.splitlines() == [
         f"rlm: replay: {damaged}:4: not valid JSON: Expecting value at column 1",
         f"rlm: replay: {damaged}:{len(lines) + 1}: truncated last line (the writer stopped in "
         "the middle of it)",
     ]
-    assert out.endswith("into quiet; 2 problem(s)\n")
+    assert out.endswith("into quiet; 2 problem(s); 1 run(s) without run_end replayed as failed\n")
 
 
 def test_a_failing_tracker_makes_the_exit_code_1(

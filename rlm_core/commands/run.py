@@ -138,6 +138,7 @@ def _execute(
             manager=manager,
             allow_cassette_mismatch=allow_mismatch,
         )
+        _settle(manager, status=not args.json and sys.stderr.isatty())
     locations = _locations(manager, started.runs.get(result.run_id))
     memory = Path(settings.memory.path).resolve() if settings.memory.enabled else None
     undelivered = [name for name, location in locations if not location.delivered]
@@ -161,6 +162,20 @@ def _execute(
             shown.append(("memory", f"{memory} (procedural memory: rlm memory stats)"))
         _print_result(result, shown)
     return EXIT_OK if result.converged and not undelivered else EXIT_RUN_FAILED
+
+
+def _settle(manager: PluginManager, *, status: bool) -> None:
+    """Wait (bounded, each tracker by its own timeout) until the trackers delivered what they
+    were given, with a status line on a terminal, before saying where the run went."""
+    from rlm_core._flush import settle
+
+    if status:
+        sys.stderr.write("Delivering the run to the trackers…")
+        sys.stderr.flush()
+    settle(plugin for _, plugin in manager.list_name_plugin())
+    if status:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
 
 
 def _parse_tags(pairs: list[str]) -> dict[str, str]:

@@ -487,8 +487,8 @@ class _Prepared:
 
 
 def _prepare(path: Path) -> _Prepared:
-    """Load the ontology (parsed once per process: a worker running many runs reuses the graph
-    and its sense card), build its tools; an ontology that cannot be loaded raises
+    """Load the ontology (parsed once per process: a worker running many runs reuses the graph,
+    its index and its sense card), build its tools; an ontology that cannot be loaded raises
     :class:`~rlm_core.ontology.OntologyError` (a usage error) before any tracker sees a run."""
     from rlm_core.ontology import OntologyTools
     from rlm_core.ontology.cache import cached_index, cached_ontology, cached_sense_card

@@ -87,10 +87,10 @@ class MemoryMetricsTracker:
         """Rows handed to the writer: written (delivered), failed, dropped, still pending."""
         return self._writer.stats
 
-    def flush(self, timeout: float) -> bool:
-        """Wait at most ``timeout`` seconds for the rows of the runs ended so far to be written
-        (or to fail, logged with the run id); True unless time ran out."""
-        return self._writer.flush(timeout)
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait at most ``timeout`` seconds (default 15) for the rows of the runs ended so far to
+        be written (or to fail, logged with the run id); True unless time ran out."""
+        return self._writer.flush(FLUSH_TIMEOUT if timeout is None else timeout)
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush (at most ``timeout`` seconds, default 15), then stop the writer thread; a row

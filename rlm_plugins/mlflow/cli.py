@@ -1,4 +1,4 @@
-"""``rlm mlflow experiments|search|export``: the runs the mlflow tracker logged, from the terminal.
+"""``rlm mlflow experiments|search|export|close``: the tracker's runs, from the terminal.
 
 mlflow is imported inside the handlers only (``rlm --help`` imports this module, through the
 tracker's ``register_commands`` hook). The store is
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -20,15 +21,18 @@ from typing import Any
 from rlm_core.commands.options import EXIT_OK, EXIT_USAGE
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.errors import RLMError
+from rlm_plugins.mlflow.imports import load_mlflow
 from rlm_plugins.mlflow.location import (
     DEFAULT_EXPERIMENT,
     DEFAULT_TRACKING_URI,
     check_reachable,
     is_server,
     quiet_mlflow_logging,
+    resolve_tracking_uri,
     sqlite_path,
 )
-from rlm_plugins.mlflow.writer import HEALTH_TIMEOUT, RUN_ID_TAG
+from rlm_plugins.mlflow.store import broken_store
+from rlm_plugins.mlflow.writer import COMPLETE_TAG, HEALTH_TIMEOUT, RUN_ID_TAG
 
 _PAGE_SIZE = 1000
 _QUESTION_CHARS = 50
@@ -88,8 +92,36 @@ def register(commands: Any) -> None:
     )
     _add_store_options(export)
     _add_experiment_option(export)
-    export.add_argument("--output", required=True, metavar="FILE", help="the CSV file to write")
+    export.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="the CSV file to write; - writes to stdout",
+    )
     export.set_defaults(handler=run_export)
+    _add_close(subcommands)
+
+
+def _add_close(subcommands: Any) -> None:
+    close = subcommands.add_parser(
+        "close",
+        help="mark runs left RUNNING by killed processes as KILLED",
+        description="Runs still RUNNING without the tracker's completion tag that started more "
+        "than --older-than minutes ago belong to processes that were killed: mark them KILLED "
+        "(their data stays; rlm replay of their JSONL log fills them in later).",
+    )
+    _add_store_options(close)
+    _add_experiment_option(close)
+    close.add_argument(
+        "--older-than",
+        type=float,
+        default=60.0,
+        metavar="MINUTES",
+        help="only runs started at least this long ago (default: 60)",
+    )
+    close.add_argument("--dry-run", action="store_true", help="list them, change nothing")
+    close.set_defaults(handler=run_close)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
@@ -196,22 +228,57 @@ def run_export(args: argparse.Namespace) -> int:
     columns = fixed + [
         c for prefix in ("params.", "metrics.", "tags.") for c in extra if c.startswith(prefix)
     ]
+    if args.output == "-":
+        _write_csv(sys.stdout, columns, rows)
+        return EXIT_OK
     try:
         with Path(args.output).open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
+            _write_csv(handle, columns, rows)
     except OSError as exc:
         raise MlflowCommandError(f"{args.output}: cannot write: {exc.strerror}") from None
     print(f"Exported {len(rows)} run(s) with {len(columns)} columns to {args.output}")
     return EXIT_OK
 
 
+def _write_csv(handle: Any, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    writer = csv.DictWriter(handle, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def run_close(args: argparse.Namespace) -> int:
+    if args.older_than < 0:
+        raise MlflowCommandError("--older-than must be at least 0")
+    client = _client(args)
+    experiment_id = _experiment_id(client, args)
+    cutoff = int((datetime.now(UTC).timestamp() - args.older_than * 60) * 1000)
+    orphans = [
+        run
+        for run in _call(lambda: list(_all_runs(client, experiment_id)))
+        if run.info.status == "RUNNING"
+        and run.data.tags.get(COMPLETE_TAG) != "true"
+        and run.info.start_time <= cutoff
+    ]
+    for run in orphans:
+        if not args.dry_run:
+            _call(functools.partial(client.set_terminated, run.info.run_id, status="KILLED"))
+        print(
+            f"{run.data.tags.get(RUN_ID_TAG, '')}  {run.info.run_id}  {_time(run.info.start_time)}"
+        )
+    verb = "would mark" if args.dry_run else "marked"
+    print(f"{verb} {len(orphans)} orphaned run(s) KILLED")
+    return EXIT_OK
+
+
 def _tracking_uri(args: argparse.Namespace) -> str:
+    """The store's URI, a SQLite path made absolute (MLflow caches stores by URI: a relative
+    one would name whichever directory the process was in first)."""
     if args.tracking_uri:
-        return str(args.tracking_uri)
-    configured = load_settings(CliOptions(config=args.config)).plugin_config("mlflow")
-    return str(configured.get("tracking_uri", DEFAULT_TRACKING_URI))
+        uri = str(args.tracking_uri)
+    else:
+        configured = load_settings(CliOptions(config=args.config)).plugin_config("mlflow")
+        uri = str(configured.get("tracking_uri", DEFAULT_TRACKING_URI))
+    return resolve_tracking_uri(uri, Path.cwd())
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -230,9 +297,16 @@ def _client(args: argparse.Namespace) -> Any:
             check_reachable(uri, HEALTH_TIMEOUT)
         except ConnectionError as exc:
             raise MlflowCommandError(str(exc)) from None
+    load_mlflow()
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    try:
+        return MlflowClient(tracking_uri=uri)  # opens the store
+    except Exception as exc:
+        damaged = broken_store(database, exc) if database is not None else None
+        if damaged is None:
+            raise
+        raise MlflowCommandError(str(damaged)) from None
 
 
 def _call(request: Callable[[], Any]) -> Any:

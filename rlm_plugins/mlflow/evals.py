@@ -62,8 +62,17 @@ class EvalRuns:
         self.artifact_location = artifact_location
 
     def _client(self) -> tuple[Any, str]:
+        from rlm_plugins.mlflow.imports import load_mlflow
+        from rlm_plugins.mlflow.location import sqlite_path
+        from rlm_plugins.mlflow.store import ensure_sqlite_store
+
+        load_mlflow()
         from mlflow.tracking import MlflowClient
 
+        database = sqlite_path(self.tracking_uri)
+        if database is not None and not database.is_file():
+            # Built aside under the store's lock, like the tracker's: a kill leaves none or all.
+            ensure_sqlite_store(database, self.artifact_location)
         client = MlflowClient(tracking_uri=self.tracking_uri)
         found = client.get_experiment_by_name(self.experiment)
         if found is not None:

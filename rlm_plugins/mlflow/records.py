@@ -10,15 +10,14 @@ import dataclasses
 from datetime import datetime
 from typing import TypeAlias
 
-from rlm_core.events import RunInfo
+from rlm_core.events import Event, RunInfo
+from rlm_core.runlog import MetricsPoint
 
 __all__ = [
     "Artifact",
     "End",
-    "LinkTraces",
     "MetricPoint",
     "Record",
-    "RunLogText",
     "Start",
     "Values",
     "millis",
@@ -35,9 +34,12 @@ def millis(moment: datetime) -> int:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Start:
-    """Find or create the MLflow run of ``run``, with its params and tags."""
+    """Find or create the MLflow run of ``run``, named ``run_name``, with its params and tags
+    (``tags``: the tracker's configured ones)."""
 
     run: RunInfo
+    run_name: str
+    tags: tuple[tuple[str, str], ...] = ()
 
     @property
     def run_id(self) -> str:
@@ -63,28 +65,22 @@ class Artifact:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class RunLogText:
-    """The run's log (:mod:`rlm_core.runlog` format, already redacted), uploaded as ``name``."""
-
-    run_id: str
-    name: str
-    text: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class End:
-    """End the MLflow run with ``status`` at ``end_time`` (ms) and mark it complete."""
+    """Upload the run's log (built from ``events``, the run's hook calls), end the MLflow run
+    with ``status`` at ``end_time`` (ms), describe it, and mark it complete. A run that did not
+    fully arrive has the same log written to a spool file instead. With ``trace``, the run's
+    spans become an MLflow trace linked to the run."""
 
-    run_id: str
+    run: RunInfo
     status: str
     end_time: int
+    description: str
+    events: tuple[Event | MetricsPoint, ...]
+    trace: bool = False
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class LinkTraces:
-    """Link the run's DSPy traces to it, once MLflow has exported them."""
-
-    run_id: str
-
-
-Record: TypeAlias = Start | Values | Artifact | RunLogText | End | LinkTraces
+Record: TypeAlias = Start | Values | Artifact | End

@@ -1,136 +1,273 @@
-"""DSPy traces in MLflow (``log_traces = true``): MLflow's DSPy autologging, on while runs go.
+"""MLflow traces built from the run's own spans (``log_traces = true``), on the delivery worker.
 
-Autologging is process-wide: MLflow adds a callback to ``dspy.settings`` and exports the spans to
-the process's tracking URI (``MLFLOW_TRACKING_URI``, default ``sqlite:///mlflow.db``), not to a
-client's. So traces are only turned on when that URI is this tracker's store; they go to the
-tracker's experiment (a destination local to the engine thread), carry the rlm run id as trace
-metadata, and are linked to the MLflow run when it ends. Autologging is turned off again after
-the last run that turned it on, unless it was on before.
+Every hook payload is a span of the run's trace (``span_id``, ``parent_span_id``, ``started_at``,
+``timestamp``; ``RunInfo`` opens the run's span and ``RunResult`` closes it), so the trace is
+rebuilt exactly, with the same ids and times, and written through a tracing client bound to the
+tracker's own store: no process-global tracking URI, no DSPy autologging, any thread. The trace
+is linked to the run's MLflow run. A nested run (or a run that joined a caller's trace) adds its
+spans to the trace it belongs to.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import warnings
-from pathlib import Path
-from typing import Any, Protocol
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from rlm_core.logs import get_logger
-from rlm_plugins.mlflow.location import resolve_tracking_uri
+from rlm_core.events import (
+    Event,
+    Iteration,
+    JSONValue,
+    Judgment,
+    LLMCall,
+    MemoryExtraction,
+    MemoryRetrieval,
+    RunInfo,
+    RunResult,
+    Setup,
+    ToolCall,
+)
+from rlm_core.runlog import MetricsPoint
 
-__all__ = ["TRACE_RUN_ID_KEY", "DspyTraces", "link"]
-
-log = get_logger("rlm.mlflow")
+__all__ = ["TRACE_RUN_ID_KEY", "TraceWriter", "mlflow_trace_id"]
 
 TRACE_RUN_ID_KEY = "rlm.run_id"
-MAX_LINKS_PER_CALL = 100
+
+Redact = Callable[[JSONValue], JSONValue]
 
 
-class _Experiment(Protocol):
-    experiment_id: str | None
-    experiment_ready: threading.Event
+def mlflow_trace_id(trace_id: str) -> str:
+    """MLflow's id of the trace with W3C trace id ``trace_id`` (32 hex)."""
+    return f"tr-{trace_id}"
 
 
-class DspyTraces:
-    """Switches autologging on and off around runs, on the engine thread (DSPy only lets the
-    thread that configured it change ``dspy.settings``)."""
+class TraceWriter:
+    """Writes runs' traces to one store; lives on the delivery worker."""
 
-    def __init__(self, tracking_uri: str, experiment: _Experiment, wait: float) -> None:
+    def __init__(self, tracking_uri: str, redact: Redact) -> None:
         self._tracking_uri = tracking_uri
-        self._experiment = experiment
-        self._wait = wait
-        self._lock = threading.Lock()
-        self._active = 0
-        self._owned = False
-        self._usable: bool | None = None
-        self._scopes: dict[str, contextlib.ExitStack] = {}
+        self._redact = redact
+        self._client: Any = None
 
-    def start(self, run_id: str) -> None:
-        """Autologging on (first run), this thread's traces to the experiment, tagged.
+    def write(
+        self,
+        client: Any,
+        experiment_id: str,
+        mlflow_run_id: str,
+        run: RunInfo,
+        events: Iterable[Event | MetricsPoint],
+    ) -> str:
+        """Log the run's spans (and, for a trace's root run, the trace) and link the trace to
+        the MLflow run; the MLflow trace id."""
+        from mlflow.entities import TraceInfo, TraceLocation, TraceState
+        from mlflow.tracing.client import TracingClient
 
-        A failure leaves the run without traces and says why; it never fails the hook (that
-        would count against the plugin and could block it).
-        """
-        try:
-            self._start(run_id)
-        except Exception as exc:
-            log.warning(
-                "mlflow: no DSPy traces for run %s: %s: %s", run_id, type(exc).__name__, exc
-            )
-
-    def _start(self, run_id: str) -> None:
-        import mlflow
-
-        if not self._check(mlflow.get_tracking_uri()):
-            return
-        with warnings.catch_warnings():
-            # Importing MLflow's DSPy flavor warns about its own type hints; not the user's issue.
-            warnings.filterwarnings("ignore", ".*Any type hint is inferred as AnyType", UserWarning)
-            import mlflow.dspy
-        from mlflow.entities.trace_location import MlflowExperimentLocation
-        from mlflow.utils.autologging_utils import autologging_is_disabled
-
-        scope = contextlib.ExitStack()
-        with self._lock:
-            if self._active == 0:
-                self._owned = autologging_is_disabled("dspy")  # type: ignore[no-untyped-call]
-                if self._owned:
-                    mlflow.dspy.autolog(silent=True)
-            self._active += 1
-            self._scopes[run_id] = scope
-        self._experiment.experiment_ready.wait(self._wait)
-        experiment_id = self._experiment.experiment_id
-        if experiment_id is not None:
-            mlflow.tracing.set_destination(
-                MlflowExperimentLocation(experiment_id=experiment_id), context_local=True
-            )
-        scope.enter_context(mlflow.tracing.context(metadata={TRACE_RUN_ID_KEY: run_id}))
-
-    def covers(self, run_id: str) -> bool:
-        """Whether the run's traces are being recorded (so there are traces to link)."""
-        return run_id in self._scopes
-
-    def end(self, run_id: str) -> None:
-        """Untag this thread's traces; autologging off after the last run, if it was ours."""
-        scope = self._scopes.pop(run_id, None)
-        if scope is None:
-            return
-        with contextlib.suppress(ValueError):  # run_end on another context than run_start
-            scope.close()
-        with self._lock:
-            self._active -= 1
-            if self._active == 0 and self._owned:
-                import mlflow.dspy
-
-                mlflow.dspy.autolog(disable=True, silent=True)
-                self._owned = False
-
-    def _check(self, process_uri: str) -> bool:
-        """Whether MLflow exports traces to this tracker's store; warned about once if not."""
-        if self._usable is None:
-            self._usable = resolve_tracking_uri(process_uri, Path.cwd()) == self._tracking_uri
-            if not self._usable:
-                log.warning(
-                    "mlflow: log_traces is ignored: MLflow exports traces to the process's "
-                    "tracking URI %s, not to %s (set MLFLOW_TRACKING_URI=%s to get them)",
-                    process_uri,
-                    self._tracking_uri,
-                    self._tracking_uri,
+        if self._client is None:
+            self._client = TracingClient(self._tracking_uri)
+        trace_id = mlflow_trace_id(run.trace_id)
+        spans, result = self._spans(run, events, trace_id)
+        if run.parent_span_id is None:  # the root of its trace: this run owns the trace
+            end = result.timestamp if result is not None else run.timestamp
+            failed = result is None or result.error is not None
+            self._client.start_trace(
+                TraceInfo(
+                    trace_id=trace_id,
+                    trace_location=TraceLocation.from_experiment_id(experiment_id),
+                    request_time=_millis_ns(_ns(run.started_at)),
+                    execution_duration=_millis_ns(_ns(end) - _ns(run.started_at)),
+                    state=TraceState.ERROR if failed else TraceState.OK,
+                    trace_metadata={TRACE_RUN_ID_KEY: run.run_id},
+                    tags={},
+                    request_preview=run.question[:1000],
+                    response_preview=(result.answer or "")[:1000] if result else None,
                 )
-        return self._usable
+            )
+        self._client.log_spans(experiment_id, spans)
+        client.link_traces_to_run([trace_id], mlflow_run_id)
+        return trace_id
+
+    def _spans(
+        self, run: RunInfo, events: Iterable[Event | MetricsPoint], trace_id: str
+    ) -> tuple[list[Any], RunResult | None]:
+        result = next((e for e in events if isinstance(e, RunResult)), None)
+        end = result.timestamp if result is not None else run.timestamp
+        spans = [
+            self._span(
+                run,
+                trace_id,
+                name=f"invoke_agent rlm ({run.ontology.name})",
+                span_id=run.span_id,
+                parent=run.parent_span_id,
+                start=_ns(run.started_at),
+                end=_ns(end),
+                kind="AGENT",
+                inputs={"question": run.question, "ontology": run.ontology.name},
+                outputs=None
+                if result is None
+                else {"answer": result.answer, "sparql": result.sparql, "error": result.error},
+                attributes={
+                    "gen_ai.operation.name": "invoke_agent",
+                    "gen_ai.request.model": run.model,
+                    "rlm.run_id": run.run_id,
+                    "rlm.depth": run.depth,
+                },
+                error=None if result is None else result.error,
+            )
+        ]
+        for event in events:
+            if isinstance(event, RunInfo | RunResult | MetricsPoint):
+                continue
+            spans.append(self._event_span(run, trace_id, event))
+        return spans, result
+
+    def _event_span(self, run: RunInfo, trace_id: str, event: Event) -> Any:
+        name, kind, inputs, outputs, attributes, error = _describe(event)
+        return self._span(
+            run,
+            trace_id,
+            name=name,
+            span_id=event.span_id,
+            parent=event.parent_span_id,
+            start=_ns(event.started_at),
+            end=_ns(event.timestamp),
+            kind=kind,
+            inputs=inputs,
+            outputs=outputs,
+            attributes=attributes,
+            error=error,
+        )
+
+    def _span(
+        self,
+        run: RunInfo,
+        trace_id: str,
+        *,
+        name: str,
+        span_id: str,
+        parent: str | None,
+        start: int,
+        end: int,
+        kind: str,
+        inputs: JSONValue,
+        outputs: JSONValue,
+        attributes: dict[str, JSONValue],
+        error: str | None,
+    ) -> Any:
+        from mlflow.entities import Span
+        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
+
+        def context(span: str) -> SpanContext:
+            return SpanContext(int(run.trace_id, 16), int(span, 16), False, TraceFlags(1))
+
+        values: dict[str, JSONValue] = {
+            "mlflow.traceRequestId": trace_id,
+            "mlflow.spanType": kind,
+            "mlflow.spanInputs": self._redact(inputs),
+            "mlflow.spanOutputs": self._redact(outputs),
+            **{key: self._redact(value) for key, value in attributes.items()},
+        }
+        status = Status(StatusCode.ERROR, error) if error else Status(StatusCode.OK)
+        return Span(
+            ReadableSpan(
+                name=name,
+                context=context(span_id),
+                parent=context(parent) if parent else None,
+                attributes={key: json.dumps(value) for key, value in values.items()},
+                start_time=start,
+                end_time=max(start, end),
+                status=status,
+            )
+        )
 
 
-def link(client: Any, experiment_id: str, run_id: str, mlflow_id: str) -> None:
-    """Link the traces tagged with ``run_id`` to the MLflow run (on the worker, at run end)."""
-    import mlflow
+def _describe(
+    event: Event,
+) -> tuple[str, str, JSONValue, JSONValue, dict[str, JSONValue], str | None]:
+    """Name, MLflow span type, inputs, outputs, attributes and error of one payload's span."""
+    if isinstance(event, LLMCall):
+        usage: dict[str, JSONValue] = {}
+        if event.prompt_tokens is not None or event.completion_tokens is not None:
+            usage = {
+                "mlflow.chat.tokenUsage": {
+                    "input_tokens": event.prompt_tokens or 0,
+                    "output_tokens": event.completion_tokens or 0,
+                    "total_tokens": (event.prompt_tokens or 0) + (event.completion_tokens or 0),
+                }
+            }
+        attributes: dict[str, JSONValue] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": event.model,
+            "gen_ai.response.model": event.response_model,
+            "gen_ai.provider.name": event.provider,
+            "gen_ai.usage.input_tokens": event.prompt_tokens,
+            "gen_ai.usage.output_tokens": event.completion_tokens,
+            "rlm.role": event.role,
+            "rlm.depth": event.depth,
+            **usage,
+        }
+        messages: JSONValue = [{"role": m.role, "content": m.text} for m in event.messages]
+        return (
+            f"chat {event.model}",
+            "CHAT_MODEL",
+            messages,
+            event.output,
+            attributes,
+            event.error,
+        )
+    if isinstance(event, ToolCall):
+        return (
+            f"execute_tool {event.name}",
+            "TOOL",
+            dict(event.arguments),
+            event.result_preview,
+            {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": event.name},
+            event.error,
+        )
+    if isinstance(event, Iteration):
+        return (
+            f"iteration {event.index}",
+            "CHAIN",
+            {"reasoning": event.reasoning, "code": event.code},
+            event.output,
+            {"rlm.iteration": event.index},
+            event.error,
+        )
+    if isinstance(event, MemoryRetrieval):
+        items: JSONValue = [{"memory_id": i.memory_id, "title": i.title} for i in event.items]
+        return (
+            "memory_retrieval",
+            "RETRIEVER",
+            {"query": event.query, "k": event.k},
+            items,
+            {},
+            None,
+        )
+    if isinstance(event, Judgment):
+        verdict: JSONValue = {
+            "success": event.success,
+            "reason": event.reason,
+            "confidence": event.confidence,
+        }
+        return ("judgment", "EVALUATOR", None, verdict, {}, None)
+    if isinstance(event, MemoryExtraction):
+        extracted: JSONValue = [{"memory_id": i.memory_id, "title": i.title} for i in event.items]
+        return ("memory_extraction", "UNKNOWN", None, extracted, {}, None)
+    if isinstance(event, Setup):
+        return (
+            "setup",
+            "UNKNOWN",
+            {"ontology": event.ontology.name},
+            {"triples": event.ontology.triples},
+            {},
+            event.error,
+        )
+    return (event.kind, "UNKNOWN", None, None, {}, None)
 
-    mlflow.flush_trace_async_logging()
-    found = client.search_traces(
-        locations=[experiment_id],
-        filter_string=f"metadata.`{TRACE_RUN_ID_KEY}` = '{run_id}'",
-        include_spans=False,
-    )
-    trace_ids = [trace.info.trace_id for trace in found]
-    for start in range(0, len(trace_ids), MAX_LINKS_PER_CALL):
-        client.link_traces_to_run(trace_ids[start : start + MAX_LINKS_PER_CALL], mlflow_id)
+
+def _ns(moment: Any) -> int:
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+def _millis_ns(nanoseconds: int) -> int:
+    return nanoseconds // 1_000_000

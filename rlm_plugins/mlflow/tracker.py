@@ -1,11 +1,12 @@
 """The MLflow tracker: one MLflow run per rlm run, with params, step metrics, tags and artifacts.
 
-Hooks run on the engine thread and only build small records for a
-:class:`~rlm_core.delivery.BackgroundDelivery` worker, which makes every MLflow call
-(:mod:`rlm_plugins.mlflow.writer`). ``run_end`` waits for the worker at most
-``flush_timeout`` seconds; what did not reach MLflow by then is kept in a spool file that
-``rlm replay FILE --to mlflow`` sends later. Importing this module does not import mlflow (it
-only checks that mlflow is installed), so listing plugins stays fast.
+Hooks run on the engine thread and only build small records for the store's shared worker
+(:mod:`rlm_plugins.mlflow.channel`), which makes every MLflow call
+(:mod:`rlm_plugins.mlflow.writer`). ``run_end`` hands over the last records and returns;
+``flush(timeout)`` (``rlm_core.flush``, and ``rlm run`` before it prints where the run went)
+waits for them. A run that did not reach MLflow is kept in a spool file that ``rlm replay FILE
+--to mlflow`` sends later. Importing this module does not import mlflow (it only checks that
+mlflow is installed), so listing plugins stays fast.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import re
 import string
 import threading
 from collections.abc import Mapping
@@ -21,8 +21,6 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from rlm_core._redact import Redactor
-from rlm_core.delivery import BackgroundDelivery
 from rlm_core.events import (
     EvalInfo,
     EvalSummary,
@@ -41,7 +39,8 @@ from rlm_core.events import (
 )
 from rlm_core.hookspecs import CommandAdder, RunLocation, hookimpl
 from rlm_core.logs import get_logger
-from rlm_core.runlog import MetricsPoint, run_log_text
+from rlm_core.runlog import MetricsPoint
+from rlm_plugins.mlflow.channel import Channel, Spooled, channel_for
 from rlm_plugins.mlflow.evals import EvalRuns
 from rlm_plugins.mlflow.location import (
     DEFAULT_EXPERIMENT,
@@ -55,16 +54,13 @@ from rlm_plugins.mlflow.location import (
 from rlm_plugins.mlflow.records import (
     Artifact,
     End,
-    LinkTraces,
     MetricPoint,
     Record,
-    RunLogText,
     Start,
     Values,
     millis,
 )
-from rlm_plugins.mlflow.traces import DspyTraces
-from rlm_plugins.mlflow.writer import MlflowWriter
+from rlm_plugins.mlflow.writer import describe
 
 __all__ = ["MlflowTracker"]
 
@@ -81,8 +77,8 @@ if importlib.util.find_spec("mlflow") is None:
 
 log = get_logger("rlm.mlflow")
 
-_PLACEHOLDERS = ("run_id", "date", "ontology")
-_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_PLACEHOLDERS = ("run_id", "date", "ontology", "question")
+_QUESTION_CHARS = 60
 
 
 @dataclasses.dataclass
@@ -107,10 +103,14 @@ class MlflowTracker:
     :param experiment: experiment name, created on first use.
     :param artifact_location: artifact root when the experiment is created; default
         ``mlartifacts/`` beside a SQLite store, the server's choice for a tracking server.
-    :param run_name: template with ``{ontology}``, ``{run_id}``, ``{date}``.
+    :param run_name: template with ``{question}`` (its first 60 characters), ``{ontology}``,
+        ``{run_id}``, ``{date}``; what differs between runs first, so a cut name still tells
+        runs apart.
     :param tags: extra tags on every run.
-    :param flush_timeout: seconds ``run_end`` waits for the data to reach MLflow.
-    :param log_traces: turn on MLflow's DSPy autologging during runs (off by default).
+    :param flush_timeout: seconds ``flush`` (and the exit) waits for the data to reach MLflow;
+        creating a new SQLite store is not counted.
+    :param log_traces: write each run's spans as an MLflow trace linked to its MLflow run, in the
+        same store, from the worker (:mod:`rlm_plugins.mlflow.traces`).
     :param spool_dir: where the events of runs that did not reach MLflow are kept.
     """
 
@@ -119,7 +119,7 @@ class MlflowTracker:
     @staticmethod
     @hookimpl
     def register_commands(commands: CommandAdder) -> None:
-        """``rlm mlflow experiments|search|export``."""
+        """``rlm mlflow experiments|search|export|close``."""
         from rlm_plugins.mlflow.cli import register
 
         register(commands)
@@ -129,10 +129,10 @@ class MlflowTracker:
         tracking_uri: str = DEFAULT_TRACKING_URI,
         experiment: str = DEFAULT_EXPERIMENT,
         artifact_location: str | None = None,
-        run_name: str = "{ontology}-{run_id}",
+        run_name: str = "{question} · {ontology} · {run_id}",
         tags: Mapping[str, str] | None = None,
         flush_timeout: float = 10.0,
-        log_traces: bool = False,
+        log_traces: bool = True,
         spool_dir: str = "mlflow-spool",
     ) -> None:
         cwd = Path.cwd()
@@ -156,58 +156,75 @@ class MlflowTracker:
         self._run_name = run_name
         self._cwd = cwd
         self._spool_dir = cwd / Path(spool_dir).expanduser()
-        self._redactor = Redactor.from_environment()
-        self._writer = MlflowWriter(
-            tracking_uri=self.tracking_uri,
-            experiment=experiment,
-            artifact_location=artifact_location or artifact_location_for(self.tracking_uri),
-            run_name=lambda run: _fill(self._run_name, run, safe=False),
-            tags=extra_tags,
-            redactor=self._redactor,
-        )
-        self._delivery: BackgroundDelivery[Record] = BackgroundDelivery(
-            self._writer.deliver,
-            name="rlm-mlflow",
-            batch_size=500,
-            when_full="drop",
-            exit_timeout=self.flush_timeout,
-            # Every log_batch is a commit: gather a second's worth (run_end flushes at once).
-            linger=1.0,
-            on_drop=self._dropped,
-        )
-        self._evals = EvalRuns(
-            self.tracking_uri,
-            experiment,
-            artifact_location or artifact_location_for(self.tracking_uri),
-        )
-        self._traces = (
-            DspyTraces(self.tracking_uri, self._writer, self.flush_timeout) if log_traces else None
-        )
+        self._artifact_location = artifact_location or artifact_location_for(self.tracking_uri)
+        self._tags = tuple(extra_tags.items())
+        self._log_traces = log_traces
+        self._channel_: Channel | None = None
+        self._evals = EvalRuns(self.tracking_uri, experiment, self._artifact_location)
         self._runs: dict[str, _RunState] = {}
         self._ended: set[str] = set()
-        self._spooled: dict[str, Path] = {}
+        self._waited = 0.0
         self._lock = threading.Lock()
 
+    @property
+    def _channel(self) -> Channel:
+        """The store's shared worker, found (or started) on first use, not when constructed."""
+        if self._channel_ is None:
+            self._channel_ = channel_for(
+                tracking_uri=self.tracking_uri,
+                experiment=self.experiment,
+                artifact_location=self._artifact_location,
+                spool_dir=self._spool_dir,
+                flush_timeout=self.flush_timeout,
+            )
+        return self._channel_
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until what this tracker handed over reached MLflow or was spooled (at most
+        ``timeout`` seconds, default ``flush_timeout``; creating the store is not counted).
+        True when nothing is left on its way."""
+        if self._channel_ is None:
+            return True
+        wait = self.flush_timeout if timeout is None else timeout
+        self._waited = max(self._waited, wait)
+        return self._channel_.flush(wait)
+
     def close(self, timeout: float | None = None) -> bool:
-        """Deliver what is still queued (the JSONL log upload, trace links; at most ``timeout``
-        seconds, default ``flush_timeout``) and stop the worker thread. True when nothing was
-        left behind. Without it, the worker is flushed once at process exit."""
-        return self._delivery.close(self.flush_timeout if timeout is None else timeout)
+        """Flush, then spool what is still on its way, saying it was not delivered within the
+        time. The shared worker stays for other trackers of the store (it ends at exit). True
+        when nothing was left behind."""
+        if self._channel_ is None:
+            return True
+        flushed = self.flush(timeout)
+        if not flushed:
+            # Said as it is: the longest this tracker was given (a preceding flush counts).
+            self._channel_.give_up(self._ended, f"not delivered within {self._waited:g} s")
+        return flushed
 
     @hookimpl
     def run_location(self, run: RunInfo) -> RunLocation | None:
-        """The MLflow run (a UI link for a server), or the spool to replay when MLflow was
-        unreachable; None for a run this tracker has not delivered."""
-        spool = self._spooled.get(run.run_id)
-        if spool is not None:
-            return RunLocation(
-                f"{spool} (MLflow was unreachable; send it with: rlm replay {spool} --to mlflow)"
-            )
-        mlflow_id = self._writer.mlflow_ids.get(run.run_id)
-        if mlflow_id is None:
+        """The MLflow run (a UI link for a server); for a run that did not (yet) reach MLflow,
+        the spool file to replay, or that it is still on its way, with ``delivered=False``."""
+        if self._channel_ is None:
             return None
+        outcome = self._channel_.outcomes.get(run.run_id)
+        if isinstance(outcome, Spooled):
+            return RunLocation(
+                f"{outcome.path} (not in MLflow: {outcome.reason}; "
+                f"send it with: rlm replay {outcome.path} --to mlflow)",
+                delivered=False,
+            )
+        if outcome is None:
+            if self._channel_.pending(run.run_id):
+                return RunLocation(
+                    f"not delivered to {self.tracking_uri} yet (still on its way; what is not "
+                    f"sent by exit goes to {self._spool_dir})",
+                    delivered=False,
+                )
+            return None
+        mlflow_id = outcome.mlflow_id
         if is_server(self.tracking_uri):
-            experiment_id = self._writer.experiment_id
+            experiment_id = self._channel_.writer.experiment_id
             base = self.tracking_uri.rstrip("/")
             return RunLocation(f"{base}/#/experiments/{experiment_id}/runs/{mlflow_id}")
         return RunLocation(f"{self.tracking_uri} (experiment {self.experiment!r}, run {mlflow_id})")
@@ -347,28 +364,12 @@ class MlflowTracker:
         if result.evidence is not None:
             evidence = json.dumps(result.evidence, indent=2, ensure_ascii=False)
             records.append(Artifact(run.run_id, "evidence.json", evidence))
-        records.append(End(run.run_id, _status(result), at))
-        traced = self._traces is not None and self._traces.covers(run.run_id)
         try:
             for record in records:
                 self._submit(record)
-            if self._traces is not None:
-                self._traces.end(run.run_id)
-            delivered = self._delivery.flush(self.flush_timeout)
-            reason = self._writer.failures.get(run.run_id)
-            if reason is None and not delivered:
-                reason = f"not delivered within flush_timeout ({self.flush_timeout:g} s)"
-            log_text = run_log_text(run, state.events, self._redactor.json)
-            if reason is not None:
-                self._spool(run, log_text, reason)
-            else:
-                # The run's log, written from the events this tracker holds; not waited for.
-                self._submit(
-                    RunLogText(run.run_id, f"logs/{_file_name_safe(run.run_id)}.jsonl", log_text)
-                )
-            # Not waited for: MLflow exports traces in the background (seconds, for a long trace).
-            if traced:
-                self._submit(LinkTraces(run.run_id))
+            description = describe(run.question, result.answer)
+            events = tuple(state.events)
+            self._submit(End(run, _status(result), at, description, events, self._log_traces))
         finally:
             with self._lock:
                 self._runs.pop(run.run_id, None)
@@ -391,62 +392,45 @@ class MlflowTracker:
                 return _RunState(run, [])
             state = _RunState(run, [run])
             self._runs[run.run_id] = state
-            self._submit(Start(run))
-        if self._traces is not None:
-            self._traces.start(run.run_id)
+            self._submit(Start(run, _fill(self._run_name, run), self._tags))
         return state
 
     def _values(self, run: RunInfo, *points: tuple[str, float | int | bool, int, int]) -> None:
         self._submit(Values(run.run_id, _points(points)))
 
     def _submit(self, record: Record) -> None:
-        self._delivery.submit(record)
-
-    def _dropped(self, records: list[Record]) -> None:
-        for record in records:
-            self._writer.fail(record.run_id, "the delivery queue was full or closed")
-
-    def _spool(self, run: RunInfo, log_text: str, reason: str) -> None:
-        """Keep the run's events as a run log that ``rlm replay`` reads, and say so."""
-        path = self._spool_dir / f"{_file_name_safe(run.run_id)}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(log_text, encoding="utf-8")
-        self._spooled[run.run_id] = path
-        log.warning(
-            "mlflow: run %s did not fully reach %s (%s); its events are kept in %s. "
-            "Send them later with: rlm replay %s --to mlflow",
-            run.run_id,
-            self.tracking_uri,
-            reason,
-            path,
-            path,
-        )
+        self._channel.submit(record)
 
 
 def _points(points: Any) -> tuple[MetricPoint, ...]:
     return tuple((key, float(value), at, step) for key, value, at, step in points)
 
 
+# How run_end's error starts when the run was stopped from outside: Ctrl-C, or SIGTERM (which
+# ends a run like Ctrl-C, with its own KeyboardInterrupt subclass).
+_INTERRUPTED = ("KeyboardInterrupt", "Terminated")
+
+
 def _status(result: RunResult) -> str:
-    """FINISHED only for a converged run; an interrupted run is KILLED, any other FAILED."""
+    """FINISHED only for a converged run; an interrupted or terminated run is KILLED, any
+    other FAILED."""
     if result.converged:
         return "FINISHED"
-    if result.error and result.error.startswith("KeyboardInterrupt"):
+    if result.error and result.error.startswith(_INTERRUPTED):
         return "KILLED"
     return "FAILED"
 
 
-def _fill(template: str, run: RunInfo, *, safe: bool) -> str:
-    clean = _file_name_safe if safe else str
+def _fill(template: str, run: RunInfo) -> str:
+    question = " ".join(run.question.split())
+    if len(question) > _QUESTION_CHARS:
+        question = question[: _QUESTION_CHARS - 1] + "…"
     return template.format(
-        run_id=clean(run.run_id),
+        run_id=run.run_id,
         date=run.started_at.astimezone(UTC).strftime("%Y-%m-%d"),
-        ontology=clean(run.ontology.name),
+        ontology=run.ontology.name,
+        question=question,
     )
-
-
-def _file_name_safe(value: str) -> str:
-    return _UNSAFE_NAME_CHARS.sub("_", value) or "_"
 
 
 def _check_str(option: str, value: object) -> None:

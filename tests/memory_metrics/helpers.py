@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rlm_core import RunResult, Settings, run
+from rlm_core import RunResult, Settings, flush, run
 from rlm_core._demo import DEMO_ONTOLOGY
 from rlm_core.config import MemorySettings
 from rlm_core.engine.cassette import Response
@@ -98,7 +98,9 @@ def scripted_run(
     ontology: Path = DEMO_ONTOLOGY,
 ) -> RunResult:
     """One real run with only ``plugins`` (no installed tracker)."""
-    return run(question, ontology, model=model, trackers=[], plugins=plugins, config=settings)
+    result = run(question, ontology, model=model, trackers=[], plugins=plugins, config=settings)
+    flush(60.0)  # what the trackers hand to background workers is delivered before it is read
+    return result
 
 
 def published(recorder: RecordingPlugin) -> dict[str, float]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rlm_core import RunResult, Settings, run
+from rlm_core import RunResult, Settings, flush, run
 from rlm_core.config import MemorySettings
 from rlm_core.plugins import PluginManager
 from rlm_core.runlog import iter_hook_calls, read_log
@@ -26,6 +26,7 @@ from rlm_core.testing import (
     scripted_sub,
     write_cassette,
 )
+from rlm_plugins.mlflow.imports import load_mlflow
 from tests.helpers.paths import SHARED_ONTOLOGIES
 
 HERE = Path(__file__).resolve().parent
@@ -39,7 +40,8 @@ SERVER_START_TIMEOUT = 90.0
 
 
 def prov_run(*plugins: object, **options: Any) -> tuple[RunResult, RecordingPlugin]:
-    """The recorded PROV question (3 iterations, converges), with ``plugins`` as the trackers."""
+    """The recorded PROV question (3 iterations, converges), with ``plugins`` as the trackers;
+    then ``rlm_core.flush()``, as a library user does before reading what the trackers wrote."""
     with capture_events() as events:
         result = run(
             PROV_QUESTION,
@@ -50,6 +52,7 @@ def prov_run(*plugins: object, **options: Any) -> tuple[RunResult, RecordingPlug
             config=options.pop("config", QUIET),
             **options,
         )
+    flush()
     return result, events
 
 
@@ -79,12 +82,13 @@ def twenty_step_cassette(path: Path) -> Path:
 
 
 def emit(calls: Iterable[tuple[str, dict[str, Any]]], *plugins: object) -> None:
-    """Emit hook calls through a real plugin manager, as ``rlm replay`` does."""
+    """Emit hook calls through a real plugin manager, as ``rlm replay`` does, then flush."""
     manager = PluginManager()
     for plugin in plugins:
         manager.register(plugin)
     for hook, kwargs in calls:
         getattr(manager.hook, hook)(**kwargs)
+    flush()
 
 
 def replay_file(path: Path, *plugins: object) -> None:
@@ -99,6 +103,7 @@ def recorded_calls(recorder: RecordingPlugin) -> list[tuple[str, dict[str, Any]]
 
 
 def client(uri: str) -> Any:
+    load_mlflow()  # the tracker's worker may be importing MLflow right now
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)

@@ -30,7 +30,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunResult, Ru
     directory = tmp_path_factory.mktemp("store")
     tracker = MlflowTracker(tracking_uri=f"sqlite:///{directory / 'mlflow.db'}")
     converged, _ = prov_run(tracker)
-    return directory, converged, failed_run(directory, tracker)
+    failed = failed_run(directory, tracker)
+    assert tracker.flush()
+    return directory, converged, failed
 
 
 @pytest.fixture
@@ -104,6 +106,22 @@ def test_export_writes_params_metrics_and_tags_as_columns(
     assert columns[:5] == ["run_id", "run_name", "status", "start_time", "end_time"]
     kinds = [column.split(".")[0] for column in columns[5:]]
     assert kinds == sorted(kinds, key=["params", "metrics", "tags"].index)
+
+
+def test_export_to_dash_writes_the_csv_to_stdout_and_no_file(
+    rlm: Rlm,
+    store: tuple[Path, RunResult, RunResult],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{store[0] / 'mlflow.db'}"
+    capsys.readouterr()
+    assert rlm("mlflow", "export", "--tracking-uri", uri, "-o", "-") == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [row["tags.rlm.run_id"] for row in rows] == [store[1].run_id, store[2].run_id]
+    assert not (tmp_path / "-").exists()
 
 
 def test_the_store_and_experiment_come_from_the_config_file(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from rlm_plugins.mlflow import MlflowTracker
+from tests.helpers.factories import run_info as make_run_info
 from tests.mlflow.helpers import (
     client,
     free_port,
@@ -31,11 +32,15 @@ def test_a_run_during_an_outage_is_replayed_later_exactly_once(
     reference_store = f"sqlite:///{tmp_path / 'reference.db'}"
     reference = MlflowTracker(tracking_uri=reference_store)  # same run, no outage
 
-    result, _ = prov_run(down, reference)
+    result, _ = prov_run(down, reference)  # returns: the dead server is only the worker's trouble
     assert result.converged
 
     spool = tmp_path / "mlflow-spool" / f"{result.run_id}.jsonl"
     assert spool.is_file()
+    location = down.run_location(run=make_run_info(result.run_id))
+    assert location is not None
+    assert not location.delivered
+    assert location.where.startswith(f"{spool} (not in MLflow: ConnectionError: MLflow server")
     assert f"its events are kept in {spool}" in caplog.text
     assert f"rlm replay {spool} --to mlflow" in caplog.text
 

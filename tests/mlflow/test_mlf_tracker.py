@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from rlm_core import Settings, run
+from rlm_core import Settings, flush, run
 from rlm_core.config import MemorySettings
 from rlm_core.plugins import get_plugin_manager
 from rlm_core.runlog import iter_hook_calls, read_log
@@ -69,7 +69,13 @@ def test_a_run_is_one_mlflow_run_with_params_metrics_tags_and_artifacts(tmp_path
     assert len(found) == 1
     mlflow_run = found[0]
     assert mlflow_run.info.status == "FINISHED"
-    assert mlflow_run.info.run_name == f"prov-{result.run_id}"
+    # What differs between runs comes first in the name; the description holds the answer.
+    assert mlflow_run.info.run_name == (
+        f"What is prov:Activity and which properties link it to agent… · prov · {result.run_id}"
+    )
+    assert mlflow_run.data.tags["mlflow.note.content"] == (
+        f"**Question:** {PROV_QUESTION}\n\n**Answer:** {result.answer}"
+    )
     started = events.of("run_start")[0].payload.timestamp
     assert mlflow_run.info.start_time == int(started.timestamp() * 1000)
     assert mlflow_run.info.end_time == int(result.timestamp.timestamp() * 1000)
@@ -154,6 +160,7 @@ def test_step_metrics_have_one_point_per_iteration_of_a_twenty_step_run(
         plugins=[tracker],
         config=Settings(step_timeout=20.0, max_iterations=21, memory=MemorySettings(enabled=False)),
     )
+    flush()
     assert result.iterations == 20
     points = histories(store, the_run(store, result.run_id))
     for key in ("step.llm_calls", "step.duration_s", "step.output_chars", "step.tool_calls"):
@@ -217,6 +224,7 @@ def test_secrets_never_reach_params_or_tags(store: str, monkeypatch: pytest.Monk
         tags={"api_key": "whatever-it-is", "note": f"Authorization: Bearer {key}"},
         allow_cassette_mismatch=True,  # the recorded run, asked otherwise
     )
+    flush()
     mlflow_run = the_run(store, result.run_id)
     stored = json.dumps([mlflow_run.data.params, mlflow_run.data.tags])
     for secret in (key, "plain-looking-value-42", "hunter2hunter2", "whatever-it-is"):
@@ -240,6 +248,7 @@ def test_a_long_question_is_cut_to_the_param_limit_and_marked(store: str) -> Non
         allow_cassette_mismatch=True,  # the recorded run, asked otherwise
         config=QUIET,
     )
+    flush()
     stored = the_run(store, result.run_id).data.params["question"]
     assert len(stored) == 6000
     kept, marker = stored.split("…")
@@ -249,6 +258,7 @@ def test_a_long_question_is_cut_to_the_param_limit_and_marked(store: str) -> Non
 
 def test_a_run_that_fails_is_failed_in_mlflow_with_its_error(tmp_path: Path, store: str) -> None:
     result = failed_run(tmp_path, MlflowTracker(tracking_uri=store))
+    flush()
     assert not result.converged
     assert result.error
     mlflow_run = the_run(store, result.run_id)
@@ -341,7 +351,7 @@ def test_a_replay_completes_a_partly_delivered_run_without_duplicate_points(
     )
 
 
-def test_a_server_that_never_answers_holds_the_run_no_longer_than_flush_timeout(
+def test_a_server_that_never_answers_gets_the_run_spooled_with_what_happened(
     tmp_path: Path, store: str
 ) -> None:
     with socket.socket() as silent:  # accepts connections, never answers
@@ -349,14 +359,16 @@ def test_a_server_that_never_answers_holds_the_run_no_longer_than_flush_timeout(
         silent.listen(16)
         uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
         tracker = MlflowTracker(tracking_uri=uri, flush_timeout=1.0)
-        started = time.monotonic()
         result, _ = prov_run(tracker)
-        elapsed = time.monotonic() - started
-    assert elapsed < tracker.flush_timeout + 1.0
+        assert tracker.close()  # what the CLI does before it exits
     spool = tmp_path / "mlflow-spool" / f"{result.run_id}.jsonl"
     assert spool.is_file()
-    assert tracker.run_location(run=make_run_info(result.run_id)).where == (
-        f"{spool} (MLflow was unreachable; send it with: rlm replay {spool} --to mlflow)"
+    reason = f"ConnectionError: MLflow server {uri} is unreachable: timed out"
+    location = tracker.run_location(run=make_run_info(result.run_id))
+    assert location is not None
+    assert not location.delivered
+    assert location.where == (
+        f"{spool} (not in MLflow: {reason}; send it with: rlm replay {spool} --to mlflow)"
     )
     replay_file(spool, MlflowTracker(tracking_uri=store))  # the spool is a replayable run log
     assert the_run(store, result.run_id).data.metrics["iterations"] == 3
@@ -383,7 +395,7 @@ def test_without_mlflow_the_plugin_is_unavailable_with_an_install_hint(
     [
         ({"tracking_uri": ""}, "tracking_uri must be a non-empty string"),
         ({"experiment": 3}, "experiment must be a non-empty string"),
-        ({"run_name": "{question}"}, "unknown placeholder {question}"),
+        ({"run_name": "{answer}"}, "unknown placeholder {answer}"),
         ({"tags": {"a": 1}}, "tags must be a table of strings to strings"),
         ({"flush_timeout": 0}, "flush_timeout must be positive"),
         ({"flush_timeout": "10"}, "flush_timeout must be a number"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core import run
+from rlm_core import flush, run
 from rlm_core.config import load_settings
 from rlm_core.plugins import get_plugin_manager
 from rlm_core.testing import DEMO_ONTOLOGY, scripted_step, scripted_sub, write_cassette
@@ -44,6 +44,7 @@ def test_content_is_written_only_when_captured(in_tmp: Path, capture: bool) -> N
     result = run(
         "What does the sub-LM say?", DEMO_ONTOLOGY, model=f"scripted:{cassette}", config=settings
     )
+    assert flush(60.0)  # the trackers' background work is written too
     assert result.converged, result.error
     written = {path: path.read_bytes() for path in in_tmp.rglob("*") if path.is_file()}
     assert any(path.suffix == ".jsonl" for path in written)

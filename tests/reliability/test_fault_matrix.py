@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from rlm_core import RunResult, Settings, run
+from rlm_core import RunResult, Settings, flush, run
 from rlm_core._demo import DEMO_CASSETTE, DEMO_ONTOLOGY, DEMO_QUESTION
 from rlm_core.cli import main
 from rlm_core.config import MemorySettings, Selection
@@ -84,7 +84,9 @@ def demo(cell: Path, trackers: tuple[str, ...], hook: str, fault: str) -> tuple[
         model=f"scripted:{DEMO_CASSETTE}",
         config=settings_for(cell, trackers, hook, fault),
     )
-    return result, time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    assert flush(60.0)  # the trackers' background work reaches their backends
+    return result, elapsed
 
 
 def in_mlflow(cell: Path, result: RunResult) -> tuple[str, dict[str, float]] | None:
