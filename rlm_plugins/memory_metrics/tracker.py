@@ -35,7 +35,7 @@ from rlm_core.logs import get_logger
 from rlm_plugins.memory_metrics.measure import PREFIX, Measurement, RunObservations, measure
 from rlm_plugins.memory_metrics.sources import MemoryReadError, MemoryText, read_memories
 from rlm_plugins.memory_metrics.state import RetrievalRow, RunRow
-from rlm_plugins.memory_metrics.writer import FLUSH_TIMEOUT, PendingRow, StateWriter
+from rlm_plugins.memory_metrics.writer import FLUSH_TIMEOUT, Outcomes, PendingRow, writer_for
 
 __all__ = ["DEFAULT_DB", "DEFAULT_STATE", "MemoryMetricsTracker"]
 
@@ -57,8 +57,8 @@ class MemoryMetricsTracker:
     :param state: this plugin's own file of per-run rows, read by ``rlm memory report``.
 
     Relative paths are resolved against the working directory when the plugin is built. Rows
-    are written by a worker thread: :meth:`flush` or :meth:`close` waits for them (at process
-    exit every tracker gets one bounded flush).
+    are written by a writer thread, one per state file and process: :meth:`flush` (or
+    :meth:`close`) waits for them, and at process exit the writer gets one bounded flush.
     """
 
     name = "memory_metrics"
@@ -79,29 +79,31 @@ class MemoryMetricsTracker:
         self.state = Path.cwd() / Path(state).expanduser()
         self._runs: dict[str, RunObservations] = {}
         self._texts_of: dict[str, Future[dict[str, MemoryText] | None]] = {}
-        self._writer = StateWriter(self.state)
+        self._writer = writer_for(self.state)  # shared by the trackers of this state file
+        self._outcomes = Outcomes()
         self._lock = threading.Lock()
 
     @property
     def stats(self) -> DeliveryStats:
-        """Rows handed to the writer: written (delivered), failed, dropped, still pending."""
+        """Rows handed to the state file's writer by this process's trackers of that file:
+        written (delivered), failed, dropped, still pending."""
         return self._writer.stats
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait at most ``timeout`` seconds (default 15) for the rows of the runs ended so far to
-        be written (or to fail, logged with the run id); True unless time ran out."""
+        """Wait at most ``timeout`` seconds (default 15) for the rows queued for the state file
+        so far to be written (or to fail, logged with the run id); True unless time ran out."""
         return self._writer.flush(FLUSH_TIMEOUT if timeout is None else timeout)
 
     def close(self, timeout: float | None = None) -> bool:
-        """Flush (at most ``timeout`` seconds, default 15), then stop the writer thread; a row
-        still queued then is logged and counted as dropped. True when nothing was left behind."""
-        return self._writer.close(FLUSH_TIMEOUT if timeout is None else timeout)
+        """Like :meth:`flush`: the writer thread is shared by this process's trackers of the
+        state file, so it is not stopped (at process exit it gets one bounded flush)."""
+        return self.flush(timeout)
 
     @hookimpl
     def run_location(self, run: RunInfo) -> RunLocation | None:
         """Where the run's row is, for ``rlm run`` to print: stored, still being written, or
         not written (``delivered=False``, with the reason); None for a run not ended here."""
-        outcome = self._writer.outcome(run.run_id)
+        outcome = self._outcomes.get(run.run_id)
         if outcome is None:
             return None
         report = f"rlm memory report --state {self.state}"
@@ -167,7 +169,7 @@ class MemoryMetricsTracker:
             measurement = seen.measurement or measure(seen, self._read_texts(run), result.sparql)
             return _row(run, result, seen, measurement)
 
-        self._writer.submit(PendingRow(run.run_id, build))
+        self._writer.submit(PendingRow(run.run_id, build, self._outcomes))
 
     def _seen(self, run: RunInfo) -> RunObservations:
         seen = self._runs.get(run.run_id)

@@ -2,9 +2,11 @@
 
 ``run_end`` hands a run's row to a :class:`~rlm_core.delivery.BackgroundDelivery` worker and
 returns: an SQLite commit takes a millisecond on an idle disk but tens of milliseconds on a busy
-one, and hooks must not hold up the engine. The writer remembers each run's outcome (stored,
-pending, or not written and why), so ``run_location`` tells the truth, and a row that could not
-be written is logged with its run id and counted, never lost silently.
+one, and hooks must not hold up the engine. There is one writer per state file and process
+(:func:`writer_for`): every run's plugin manager builds its own tracker, and they must not each
+leave a thread behind. Each tracker keeps its runs' :class:`Outcomes` (stored, pending, or not
+written and why), so ``run_location`` tells the truth, and a row that could not be written is
+logged with its run id and counted, never lost silently.
 """
 
 from __future__ import annotations
@@ -19,21 +21,13 @@ from rlm_core.delivery import BackgroundDelivery, DeliveryStats
 from rlm_core.logs import get_logger
 from rlm_plugins.memory_metrics.state import RunRow, write_run
 
-__all__ = ["FLUSH_TIMEOUT", "Outcome", "PendingRow", "StateWriter"]
+__all__ = ["FLUSH_TIMEOUT", "Outcome", "Outcomes", "PendingRow", "StateWriter", "writer_for"]
 
 FLUSH_TIMEOUT = 15.0
-"""Default bound of ``close`` and of the flush at process exit: longer than the state file's
+"""Default bound of ``flush`` and of the flush at process exit: longer than the state file's
 own lock timeout (10 s), so a file another process holds fails with a reason instead."""
 
 log = get_logger("rlm.memory_metrics")
-
-
-@dataclasses.dataclass(frozen=True)
-class PendingRow:
-    """A run's row, built on the worker (measuring a replayed run reads the memory database)."""
-
-    run_id: str
-    build: Callable[[], RunRow]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,62 +38,82 @@ class Outcome:
     reason: str | None = None
 
 
-class StateWriter:
-    """One worker per state file; it starts with the first row, so a plugin that is only
-    listed (``rlm plugins``) starts no thread."""
+class Outcomes:
+    """One tracker's record of what became of its runs' rows (it goes with the tracker)."""
 
-    def __init__(self, path: Path, exit_timeout: float = FLUSH_TIMEOUT) -> None:
+    def __init__(self) -> None:
+        self._by_run: dict[str, Outcome] = {}
+        self._lock = threading.Lock()
+
+    def get(self, run_id: str) -> Outcome | None:
+        with self._lock:
+            return self._by_run.get(run_id)
+
+    def set(self, run_id: str, outcome: Outcome) -> None:
+        with self._lock:
+            self._by_run[run_id] = outcome
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingRow:
+    """A run's row, built on the worker (measuring a replayed run reads the memory database),
+    and where to note its outcome."""
+
+    run_id: str
+    build: Callable[[], RunRow]
+    outcomes: Outcomes
+
+
+def writer_for(path: Path) -> StateWriter:
+    """The process's writer of the state file at ``path``."""
+    with _writers_lock:
+        writer = _writers.get(path)
+        if writer is None:
+            writer = _writers[path] = StateWriter(path)
+        return writer
+
+
+class StateWriter:
+    """The worker of one state file. It starts with the first row, so a plugin that is only
+    listed (``rlm plugins``) starts no thread, and it lives as long as the process: trackers
+    flush it but never stop it, since other trackers of the file may still hand it rows. At
+    process exit it gets one bounded flush."""
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._exit_timeout = exit_timeout
         self._delivery: BackgroundDelivery[PendingRow] | None = None
-        self._open = False  # whether _delivery takes rows; a row after close starts a new one
-        self._earlier = _NONE  # the counts of the workers closed before
-        self._outcomes: dict[str, Outcome] = {}
         self._lock = threading.Lock()
 
     def submit(self, row: PendingRow) -> None:
         """Queue the row; returns at once."""
+        row.outcomes.set(row.run_id, Outcome("pending"))
         with self._lock:
-            self._outcomes[row.run_id] = Outcome("pending")
-            if not self._open:
-                if self._delivery is not None:
-                    self._earlier = _sum(self._earlier, self._delivery.stats)
-                self._open = True
+            if self._delivery is None:
                 self._delivery = BackgroundDelivery(
                     self._write,
                     name="rlm-memory-metrics",
                     batch_size=1,  # one transaction per run: each row stored or failed alone
                     when_full="drop",  # never block the engine thread; drops are reported
-                    exit_timeout=self._exit_timeout,
+                    exit_timeout=FLUSH_TIMEOUT,
                     on_drop=self._dropped,
                 )
             delivery = self._delivery
-        assert delivery is not None
         delivery.submit(row)
-
-    def outcome(self, run_id: str) -> Outcome | None:
-        """The run's outcome; None for a run never submitted."""
-        with self._lock:
-            return self._outcomes.get(run_id)
 
     @property
     def stats(self) -> DeliveryStats:
         """Rows submitted, written (delivered), failed, dropped and still pending."""
         with self._lock:
-            delivery, earlier = self._delivery, self._earlier
-        return earlier if delivery is None else _sum(earlier, delivery.stats)
+            delivery = self._delivery
+        if delivery is None:
+            return DeliveryStats(submitted=0, delivered=0, failed=0, dropped=0, pending=0)
+        return delivery.stats
 
     def flush(self, timeout: float) -> bool:
         """Wait at most ``timeout`` seconds for the rows queued so far to be written or to fail."""
         with self._lock:
             delivery = self._delivery
         return True if delivery is None else delivery.flush(timeout)
-
-    def close(self, timeout: float) -> bool:
-        """Flush, then stop the worker; rows still queued then are reported as not written."""
-        with self._lock:
-            delivery, self._open = self._delivery, False
-        return True if delivery is None else delivery.close(timeout)
 
     def _write(self, batch: list[PendingRow]) -> None:
         """Store the rows; the outcome is settled here, before the delivery counts the row, so
@@ -110,11 +124,10 @@ class StateWriter:
             except Exception as exc:
                 self._not_written([pending], f"{type(exc).__name__}: {exc}")
                 raise  # counted as failed
-            with self._lock:
-                self._outcomes[pending.run_id] = Outcome("stored")
+            pending.outcomes.set(pending.run_id, Outcome("stored"))
 
     def _dropped(self, batch: list[PendingRow]) -> None:
-        self._not_written(batch, "still queued when the tracker was closed, or the queue was full")
+        self._not_written(batch, "the queue was full, or the flush at process exit timed out")
 
     def _not_written(self, batch: list[PendingRow], reason: str) -> None:
         for pending in batch:
@@ -124,13 +137,8 @@ class StateWriter:
                 self.path,
                 reason,
             )
-            with self._lock:
-                self._outcomes[pending.run_id] = Outcome("failed", reason)
+            pending.outcomes.set(pending.run_id, Outcome("failed", reason))
 
 
-_NONE = DeliveryStats(submitted=0, delivered=0, failed=0, dropped=0, pending=0)
-
-
-def _sum(first: DeliveryStats, second: DeliveryStats) -> DeliveryStats:
-    pairs = zip(dataclasses.astuple(first), dataclasses.astuple(second), strict=True)
-    return DeliveryStats(*(a + b for a, b in pairs))
+_writers: dict[Path, StateWriter] = {}
+_writers_lock = threading.Lock()
