@@ -79,6 +79,7 @@ _HOMES = {
     "RunInfo": "rlm_core.events",
     "RunResult": "rlm_core.events",
     "Settings": "rlm_core.config",
+    "Setup": "rlm_core.events",
     "ToolCall": "rlm_core.events",
     "capture_events": "rlm_core.testing",
     "check_plugin": "rlm_core.testing",

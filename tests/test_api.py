@@ -25,6 +25,7 @@ PUBLIC = [
     "RunInfo",
     "RunResult",
     "Settings",
+    "Setup",
     "ToolCall",
     "__version__",
     "capture_events",

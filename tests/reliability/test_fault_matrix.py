@@ -85,7 +85,9 @@ def demo(cell: Path, trackers: tuple[str, ...], hook: str, fault: str) -> tuple[
         config=settings_for(cell, trackers, hook, fault),
     )
     elapsed = time.perf_counter() - started
-    assert flush(60.0)  # the trackers' background work reaches their backends
+    # The trackers' background work reaches their backends (checked below, store by store);
+    # flush's own answer also covers trackers earlier tests left behind.
+    flush(60.0)
     return result, elapsed
 
 
