@@ -28,7 +28,7 @@ from _rows import ratio_row, row
 
 from rlm_core.config import CliOptions, load_settings
 from rlm_core.engine.runner import run
-from rlm_core.eval.demo import DEMO_CASSETTES, DEMO_TASKS
+from rlm_core.eval.demo import DEMO_CASSETTES, copy_demo
 from rlm_core.eval.driver import EvalOptions, run_eval
 from rlm_core.eval.lanes import close_plugins
 from rlm_core.ontology.cache import clear_ontology_cache
@@ -43,27 +43,9 @@ LATENCY_MS = 300
 WORKERS = (1, 2, 4)
 
 
-def slow_demo(directory: Path) -> tuple[Path, Path]:
-    """The demo task file and its cassettes, every response ``LATENCY_MS`` late."""
-    cassettes = directory / "cassettes"
-    cassettes.mkdir()
-    for source in DEMO_CASSETTES.glob("*.jsonl"):
-        lines = []
-        for line in source.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            if "role" in record:
-                record["latency_ms"] = LATENCY_MS
-            lines.append(json.dumps(record))
-        (cassettes / source.name).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tasks = directory / "tasks.yaml"
-    text = DEMO_TASKS.read_text(encoding="utf-8").replace("../demo/coffee.ttl", str(DEMO_ONTOLOGY))
-    tasks.write_text(text, encoding="utf-8")
-    return tasks, cassettes
-
-
 def throughput(workdir: Path, trials: int) -> dict[int, float]:
     """Runs per minute for each worker count."""
-    tasks, cassettes = slow_demo(workdir)
+    tasks, cassettes = copy_demo(workdir, LATENCY_MS)
     settings = load_settings(
         CliOptions(model=f"scripted:{cassettes}", no_trackers=True), env={}, cwd=workdir
     )

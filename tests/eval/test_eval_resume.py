@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.eval.helpers import slow_demo
+from rlm_core.eval.demo import copy_demo
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def keys(out: Path) -> list[str]:
 
 
 def test_sigkill_mid_eval_then_resume_runs_each_run_exactly_once(tmp_path: Path) -> None:
-    tasks, cassettes = slow_demo(tmp_path, latency_ms=60)
+    tasks, cassettes = copy_demo(tmp_path, 60)
     out = tmp_path / "out"
     command = [
         str(RLM), "eval", "run", str(tasks), "--lm", f"scripted:{cassettes}",
@@ -74,7 +74,7 @@ def test_sigkill_mid_eval_then_resume_runs_each_run_exactly_once(tmp_path: Path)
 
 
 def test_resuming_into_another_evals_directory_is_refused(tmp_path: Path) -> None:
-    tasks, cassettes = slow_demo(tmp_path, latency_ms=0)
+    tasks, cassettes = copy_demo(tmp_path, 0)
     base = [str(RLM), "eval", "run", str(tasks), "--lm", f"scripted:{cassettes}", "--out", "o"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RLM_")}
     first = subprocess.run([*base, "--no-trackers", "--no-report"], cwd=tmp_path, env=env,
