@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +46,7 @@ __all__ = [
     "RunLog",
     "encode_record",
     "event_line",
+    "file_name_safe",
     "find_logs",
     "header_record",
     "iter_hook_calls",
@@ -51,6 +54,7 @@ __all__ = [
     "logged_run_ids",
     "read_log",
     "run_log_text",
+    "write_new_log",
 ]
 
 DEFAULT_LOG_DIR = "runs"
@@ -168,6 +172,40 @@ def encode_record(record: JSONValue) -> bytes:
         # Integers beyond 64 bits (SPARQL results) and lone surrogates: orjson refuses them,
         # the standard library writes them exactly, as compact as orjson would.
         return json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def file_name_safe(value: str) -> str:
+    """``value`` as part of a file name: anything but letters, digits and ``._-`` becomes ``_``."""
+    return _UNSAFE_NAME_CHARS.sub("_", value) or "_"
+
+
+def write_new_log(
+    directory: Path,
+    run: RunInfo,
+    payloads: Iterable[Event | MetricsPoint],
+    redact: Callable[[JSONValue], JSONValue] | None = None,
+) -> Path:
+    """Write a run's log (a tracker's spool) to a *new* file ``DIRECTORY/RUN_ID[.N].jsonl``,
+    fsync'd, and return its path. Never over an existing file: that may be the very log a
+    replay is reading, so nothing recorded is lost."""
+    text = run_log_text(run, payloads, redact)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = file_name_safe(run.run_id)
+    for attempt in range(1, 10_000):
+        path = directory / (f"{stem}.jsonl" if attempt == 1 else f"{stem}.{attempt}.jsonl")
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return path
+    raise FileExistsError(f"{directory}: no free log file name for run {run.run_id}")
 
 
 def run_log_text(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import string
 import threading
 import weakref
@@ -36,7 +35,13 @@ from rlm_core.events import (
     utc_now,
 )
 from rlm_core.hookspecs import RunLocation, hookimpl
-from rlm_core.runlog import MetricsPoint, encode_record, event_line, header_record
+from rlm_core.runlog import (
+    MetricsPoint,
+    encode_record,
+    event_line,
+    file_name_safe,
+    header_record,
+)
 
 __all__ = ["DEFAULT_PATH", "FSYNC_POLICIES", "REDACTED", "JsonlTracker"]
 
@@ -45,7 +50,6 @@ DEFAULT_PATH = "runs/{run_id}.jsonl"
 FSYNC_POLICIES = ("never", "run_end", "every_event")
 
 _PLACEHOLDERS = ("run_id", "date", "ontology")
-_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class JsonlTracker:
@@ -298,15 +302,11 @@ class _PathTemplate:
     def resolve(self, run: RunInfo) -> Path:
         relative = Path(
             self._template.format(
-                run_id=_file_name_safe(run.run_id),
+                run_id=file_name_safe(run.run_id),
                 date=run.started_at.astimezone(UTC).strftime("%Y-%m-%d"),
-                ontology=_file_name_safe(run.ontology.name),
+                ontology=file_name_safe(run.ontology.name),
             )
         )
         if ".." in relative.parts:
             raise ValueError(f"jsonl: log path {relative} for run {run.run_id!r} contains '..'")
         return (self._cwd / relative).resolve()
-
-
-def _file_name_safe(value: str) -> str:
-    return _UNSAFE_NAME_CHARS.sub("_", value) or "_"

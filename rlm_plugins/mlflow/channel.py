@@ -18,8 +18,8 @@ from pathlib import Path
 from rlm_core._redact import Redactor, environment_secrets
 from rlm_core.delivery import BackgroundDelivery
 from rlm_core.logs import get_logger
+from rlm_core.runlog import write_new_log
 from rlm_plugins.mlflow.records import End, Record
-from rlm_plugins.mlflow.spool import write_spool
 from rlm_plugins.mlflow.writer import MAX_KNOWN_RUNS, MlflowWriter
 
 __all__ = ["Channel", "Delivered", "Spooled", "channel_for"]
@@ -112,7 +112,7 @@ class Channel:
             self._record(end.run_id, Delivered(mlflow_id or "?"))
             return
         try:
-            path = write_spool(self.key.spool_dir, end.run, end.events, self.redactor)
+            path = write_new_log(self.key.spool_dir, end.run, end.events, self.redactor.json)
         except OSError as exc:
             log.error(
                 "mlflow: run %s did not fully reach %s (%s), and its spool file could not be "

@@ -25,7 +25,7 @@ from rlm_core import __version__
 from rlm_core._redact import Redactor
 from rlm_core.events import RunInfo
 from rlm_core.logs import get_logger
-from rlm_core.runlog import run_log_text
+from rlm_core.runlog import file_name_safe, run_log_text
 from rlm_plugins.mlflow import evals
 from rlm_plugins.mlflow.imports import load_mlflow
 from rlm_plugins.mlflow.location import check_reachable, is_server, sqlite_path
@@ -38,7 +38,6 @@ from rlm_plugins.mlflow.records import (
     Values,
     millis,
 )
-from rlm_plugins.mlflow.spool import file_name_safe
 from rlm_plugins.mlflow.store import BrokenStoreError, broken_store, ensure_sqlite_store
 from rlm_plugins.mlflow.traces import TraceWriter
 

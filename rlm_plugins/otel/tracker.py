@@ -35,10 +35,9 @@ from rlm_core.events import (
 )
 from rlm_core.hookspecs import RunLocation, hookimpl
 from rlm_core.logs import get_logger
-from rlm_core.runlog import MetricsPoint
+from rlm_core.runlog import MetricsPoint, write_new_log
 from rlm_plugins.otel.attributes import Attributes, SpanRecord, describe, describe_run
 from rlm_plugins.otel.config import ExportSettings, NotConfiguredError, resolve
-from rlm_plugins.otel.spool import write_spool
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -336,7 +335,9 @@ class OtelTracker:
         missing = undelivered | unacknowledged
         events = [event for span_id, event in state.events.items() if span_id in missing]
         metrics = state.metrics if state.run.span_id in missing else []
-        path = write_spool(self._spool_dir, state.run, [*metrics, *events], self._redactor)
+        # Metrics first (replay attaches them to the run_end that follows), events as emitted.
+        in_order = sorted(events, key=lambda event: event.seq)
+        path = write_new_log(self._spool_dir, state.run, [*metrics, *in_order], self._redactor.json)
         self._spooled[state.run.run_id] = (path, len(missing))
         reason = (
             f"not acknowledged within flush_timeout ({self.flush_timeout:g} s)"
