@@ -78,8 +78,10 @@ class TraceWriter:
                     state=TraceState.ERROR if failed else TraceState.OK,
                     trace_metadata={TRACE_RUN_ID_KEY: run.run_id},
                     tags={},
-                    request_preview=run.question[:1000],
-                    response_preview=(result.answer or "")[:1000] if result else None,
+                    request_preview=str(self._redact(run.question))[:1000],
+                    response_preview=str(self._redact(result.answer or ""))[:1000]
+                    if result
+                    else None,
                 )
             )
         self._client.log_spans(experiment_id, spans)

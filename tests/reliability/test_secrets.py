@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_core import Settings, run
+from rlm_core import Settings, flush, run
 from rlm_core._demo import DEMO_ONTOLOGY
 from rlm_core.config import load_settings
 from rlm_core.memory import MemoryDraft
@@ -126,6 +126,7 @@ def test_a_secret_printed_in_escaped_form_is_redacted_in_every_file(
     assert result.converged, result.error
     assert result.answer is not None
     assert "Tr0ub4dor" in result.answer  # the caller's own result is not redacted
+    flush(60.0)  # the trackers write after run_end: read the files once they are written
     written = [path for path in workdir.rglob("*") if path.is_file()]
     assert any(path.suffix == ".jsonl" for path in written)
     for path in written:
