@@ -76,6 +76,7 @@ def test_no_byte_of_a_secret_reaches_any_file(workdir: Path) -> None:
         tags={"api_key": OPENAI_KEY, "note": f"token {CONFIG_TOKEN}"},
     )
     assert result.converged, result.error
+    flush(60.0)  # the trackers write after run_end: read the files once they are written
     written = [path for path in workdir.rglob("*") if path.is_file()]
     assert any(path.suffix == ".jsonl" for path in written)
     for path in written:
